@@ -1,0 +1,1 @@
+"""localrag: offline-first RAG engine."""

@@ -1,0 +1,163 @@
+"""Settings: frozen dataclasses, read once from ``localrag.toml`` and ``LOCALRAG_*`` variables.
+
+Only ``load_settings`` (called by ``LocalRAG`` and the CLI) reads files or the environment;
+every other module receives a ``Settings`` value.
+
+Environment names are ``LOCALRAG_<SECTION>__<FIELD>`` (double underscore), e.g.
+``LOCALRAG_SEARCH__RRF_K=30``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+from localrag.errors import ConfigError
+
+CONFIG_FILE = "localrag.toml"
+ENV_PREFIX = "LOCALRAG_"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedSettings:
+    model: str = "minilm-l6-onnx-int8"
+    batch_size: int = 32
+    threads: int = 0  # 0: as many as the machine has cores
+    max_tokens: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSettings:
+    chunk_tokens: int = 200
+    overlap_tokens: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    exact_threshold: int = 300_000  # above this many vectors a namespace switches to approximate search
+    approximate: Literal["hnsw", "ivf"] = "hnsw"
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 64
+    ivf_nprobe: int = 16
+    search_threads: int = 1  # FAISS single queries are 2.5-3x slower with 2 threads on 2 cores
+    save_every_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class BM25Settings:
+    k1: float = 1.5
+    b: float = 0.75
+    stem: bool = True
+    stopwords: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    alpha: float = 0.5  # weight of the dense side in weighted fusion
+    candidates: int = 100  # per-index depth fed to fusion
+    max_k: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    max_file_mb: float = 20.0
+    batch_documents: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    bm25: BM25Settings = field(default_factory=BM25Settings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+
+    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Settings:
+        """A copy with ``{"section": {"field": value}}`` applied and validated."""
+        sections = {}
+        for section_name, values in overrides.items():
+            current = getattr(self, section_name, None)
+            if current is None or not dataclasses.is_dataclass(current):
+                raise ConfigError(f"unknown settings section {section_name!r}")
+            sections[section_name] = _replace_validated(current, section_name, values)
+        return replace(self, **sections)
+
+
+def _replace_validated(section: Any, section_name: str, values: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(type(section))
+    known = {f.name for f in fields(section)}
+    changes: dict[str, Any] = {}
+    for name, raw in values.items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {section_name}.{name}")
+        changes[name] = _coerce(raw, hints[name], f"{section_name}.{name}")
+    result = replace(section, **changes)
+    _check_ranges(result, section_name)
+    return result
+
+
+def _coerce(raw: Any, hint: Any, name: str) -> Any:
+    choices = get_args(hint) if getattr(hint, "__origin__", None) is Literal else ()
+    if choices:
+        if raw not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {raw!r}")
+        return raw
+    try:
+        if hint is bool:
+            if isinstance(raw, str):
+                if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                    raise ValueError(raw)
+                return raw.lower() in {"1", "true", "yes", "on"}
+            return bool(raw)
+        if hint is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name} must be of type {getattr(hint, '__name__', hint)}; got {raw!r}") from e
+
+
+def _check_ranges(section: Any, section_name: str) -> None:
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{section_name}.{f.name} must not be negative; got {value}")
+    if isinstance(section, SearchSettings) and not 0.0 <= section.alpha <= 1.0:
+        raise ConfigError(f"search.alpha must lie in [0, 1]; got {section.alpha}")
+    if isinstance(section, ChunkSettings) and section.overlap_tokens >= section.chunk_tokens:
+        raise ConfigError("chunk.overlap_tokens must be smaller than chunk.chunk_tokens")
+
+
+def load_settings(data_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then ``<data_dir>/localrag.toml``, then ``LOCALRAG_SECTION__FIELD`` variables."""
+    settings = Settings()
+    if data_dir is not None:
+        path = Path(data_dir) / CONFIG_FILE
+        if path.is_file():
+            try:
+                document = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{path} is not valid TOML: {e}") from e
+            settings = settings.with_overrides(
+                {k: v for k, v in document.items() if isinstance(v, dict)}
+            )
+    overrides: dict[str, dict[str, str]] = {}
+    for key, value in (os.environ if env is None else env).items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+        overrides.setdefault(section, {})[name] = value
+    return settings.with_overrides(overrides) if overrides else settings

@@ -1,0 +1,95 @@
+"""The swappable parts of the engine, as structural protocols.
+
+Index keys are the store's int64 chunk rowids. ``Allow`` is a pre-computed filter:
+a sorted array of the keys a search may return, so a filtered search returns k
+matches whenever k keys are allowed (single-stage filtering, as Pinecone does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from localrag.types import Hit
+
+Keys = NDArray[np.int64]
+Vectors = NDArray[np.float32]
+Allow = NDArray[np.int64]
+ScoredKeys = list[tuple[int, float]]
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Counts and splits text the way a model sees it (for token-aware chunking)."""
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """(char_start, char_end) of each token, special tokens excluded."""
+        ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """(n, dim) float32, each row L2-normalised."""
+        ...
+
+    def embed_query(self, text: str) -> Vectors:
+        """(dim,) float32, L2-normalised."""
+        ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    dim: int
+
+    def __len__(self) -> int: ...
+
+    def add(self, keys: Keys, vectors: Vectors) -> None: ...
+
+    def remove(self, keys: Keys) -> None: ...
+
+    def search(self, queries: Vectors, k: int, allow: Allow | None = None) -> list[ScoredKeys]: ...
+
+    def keys(self) -> Keys:
+        """Every key in the index, sorted."""
+        ...
+
+    def save(self, path: Path, stamp: int) -> None:
+        """Write atomically (temp file + os.replace), recording the store generation ``stamp``."""
+        ...
+
+
+@runtime_checkable
+class KeywordIndex(Protocol):
+    """Incremental: an add or remove is visible to the next search."""
+
+    def __len__(self) -> int: ...
+
+    def add(self, keys: Keys, texts: Sequence[str]) -> None: ...
+
+    def remove(self, keys: Keys) -> None: ...
+
+    def search(self, query: str, k: int, allow: Allow | None = None) -> ScoredKeys: ...
+
+    def keys(self) -> Keys:
+        """Every key in the index, sorted."""
+        ...
+
+    def save(self, path: Path, stamp: int) -> None:
+        """Write atomically (temp file + os.replace), recording the store generation ``stamp``."""
+        ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    def rerank(self, query: str, hits: Sequence[Hit], top_k: int) -> list[Hit]: ...
