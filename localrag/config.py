@@ -39,12 +39,10 @@ class ChunkSettings:
 
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
-    exact_threshold: int = 300_000  # above this many vectors a namespace switches to approximate search
-    approximate: Literal["hnsw", "ivf"] = "hnsw"
+    exact_threshold: int = 300_000  # above this many vectors a namespace switches to HNSW
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 64
-    ivf_nprobe: int = 16
     search_threads: int = 1  # FAISS single queries are 2.5-3x slower with 2 threads on 2 cores
     save_every_seconds: float = 30.0
 

@@ -104,3 +104,11 @@ class SearchRequest:
     alpha: float | None = None
     rrf_k: int | None = None
     candidates: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits plus per-stage timings in milliseconds (``embed`` is reported apart from the rest)."""
+
+    hits: tuple[Hit, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)

@@ -1,0 +1,259 @@
+"""LocalRAG: the public Python API that wires store, indexes, embedder and retriever together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from localrag.config import Settings, load_settings
+from localrag.embed.factory import load_embedder
+from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
+from localrag.index.manager import IndexManager
+from localrag.ingest.loaders import load_many
+from localrag.ingest.pipeline import IngestPipeline, Progress
+from localrag.models import get_spec
+from localrag.protocols import Embedder
+from localrag.retrieval import Retriever
+from localrag.rwlock import ReadWriteLock
+from localrag.store.lock import WriterLock
+from localrag.store.sqlite import SQLiteStore, WriteResult
+from localrag.types import Document, FusionMethod, Hit, IngestReport, SearchMode, SearchRequest, SearchResult, SkippedFile
+
+log = logging.getLogger(__name__)
+
+Source = str | Path | Document
+DEFAULT_DATA_DIR = "./localrag-data"
+
+
+class LocalRAG:
+    """An offline RAG engine over one data directory.
+
+    Thread-safe: searches run concurrently; writes are serialised and block searches
+    only while one committed batch is applied to the in-memory indexes. One process at
+    a time may write to a directory (a lock file enforces it); any number may read.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = DEFAULT_DATA_DIR,
+        *,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        read_only: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.settings = settings if settings is not None else load_settings(self.path)
+        self.read_only = read_only
+        self.store = SQLiteStore(self.path)
+        self._writer = WriterLock(self.path)
+        self._rw = ReadWriteLock()
+        self._write_mutex = threading.Lock()
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self._pipeline: IngestPipeline | None = None
+        self._closed = False
+        self.indexes = IndexManager(self.store, self.path, self._vector_dim(), self.settings)
+        with self._rw.write():
+            self.indexes.open()
+        self.retriever = Retriever(self.store, self.indexes, self._get_embedder, self.settings.search)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def __enter__(self) -> LocalRAG:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer.held:
+            with self._rw.write():
+                self.indexes.save(force=True)
+            self._writer.release()
+        self.store.close()
+
+    # -- models ----------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        return self._get_embedder()
+
+    def _get_embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    embed = self.settings.embed
+                    self._embedder = load_embedder(
+                        embed.model, threads=embed.threads, batch_size=embed.batch_size, max_tokens=embed.max_tokens
+                    )
+                    self._check_vector_space(self._embedder)
+        return self._embedder
+
+    def _vector_dim(self) -> int:
+        stored = self.store.get_meta("dim")
+        if stored is not None:
+            return int(stored)
+        if self._embedder is not None:
+            return int(self._embedder.dim)
+        return int(get_spec(self.settings.embed.model).dim)
+
+    def _check_vector_space(self, embedder: Embedder) -> None:
+        space = getattr(embedder, "vector_space", embedder.name)
+        stored = self.store.get_meta("vector_space")
+        if stored is not None and stored != space:
+            raise ConfigError(
+                f"{self.path} was indexed with embedding model {stored!r}, but the configured model "
+                f"{embedder.name!r} produces {space!r} vectors; use the original model or re-ingest "
+                "into a new data directory"
+            )
+        if embedder.dim != self.indexes.dim:
+            raise ConfigError(f"embedder {embedder.name!r} has dimension {embedder.dim}, the store {self.indexes.dim}")
+
+    # -- writes ------------------------------------------------------------------------
+    def _begin_write(self) -> None:
+        if self._closed:
+            raise InvalidInputError("this LocalRAG is closed")
+        if self.read_only:
+            raise StoreLockedError(f"{self.path} was opened read-only")
+        self._writer.acquire()
+        self._sync()
+
+    def add(
+        self,
+        sources: Source | Iterable[Source],
+        *,
+        namespace: str = "",
+        metadata: Mapping[str, Any] | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Ingest files, directories or Documents. Unchanged documents are skipped; changed ones replaced."""
+        _check_namespace(namespace)
+        with self._write_mutex:
+            self._begin_write()
+            embedder = self._get_embedder()
+            if self.store.get_meta("vector_space") is None:
+                self.store.set_meta("vector_space", getattr(embedder, "vector_space", embedder.name))
+                self.store.set_meta("dim", str(embedder.dim))
+            if self._pipeline is None:
+                self._pipeline = IngestPipeline(self.store, embedder, self.settings)
+            report = self._pipeline.run(
+                self._items(sources, include, exclude), namespace=namespace, metadata=metadata,
+                on_commit=self._apply, progress=progress,
+            )
+            with self._rw.write():
+                self.indexes.save()
+        return report
+
+    def _items(
+        self, sources: Source | Iterable[Source], include: Sequence[str], exclude: Sequence[str]
+    ) -> Iterator[Document | SkippedFile]:
+        if isinstance(sources, (str, Path, Document)):
+            sources = [sources]
+        max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
+        for source in sources:
+            if isinstance(source, Document):
+                yield source
+            elif isinstance(source, (str, Path)):
+                yield from load_many([source], include=include, exclude=exclude, max_bytes=max_bytes)
+            else:
+                raise InvalidInputError(f"cannot ingest a {type(source).__name__}; give paths or Documents")
+
+    def _apply(self, result: WriteResult, vectors: Any, texts: list[str]) -> None:
+        with self._rw.write():
+            self.indexes.apply_write(result, vectors, texts)
+
+    def delete(
+        self, *, doc_ids: Sequence[str] | None = None, filter: Mapping[str, Any] | None = None, namespace: str = ""
+    ) -> int:
+        """Delete documents by id or by metadata filter; returns how many were deleted."""
+        if (doc_ids is None) == (filter is None):
+            raise InvalidInputError("delete needs exactly one of doc_ids or filter")
+        if isinstance(doc_ids, str):
+            doc_ids = [doc_ids]
+        with self._write_mutex:
+            self._begin_write()
+            ns_id = self.store.namespace_id(namespace)
+            if ns_id is None:
+                return 0
+            targets = list(doc_ids) if doc_ids is not None else self.retriever.matching_doc_ids(ns_id, filter or {})
+            present = len(self.store.content_hashes(namespace, targets))
+            result = self.store.delete_documents(namespace, targets)
+            if result is None:
+                return 0
+            self._apply(result, None, [])
+            with self._rw.write():
+                self.indexes.save()
+            return present
+
+    def reindex(self, namespace: str | None = None) -> None:
+        """Rebuild indexes from the store (the store is the truth; indexes are caches)."""
+        with self._write_mutex:
+            self._begin_write()
+            ns_id = None if namespace is None else self.store.namespace_id(namespace)
+            with self._rw.write():
+                self.indexes.rebuild(ns_id)
+                self.indexes.save(force=True)
+
+    # -- reads -------------------------------------------------------------------------
+    def _sync(self) -> None:
+        if self.indexes.generation != self.store.generation():
+            with self._rw.write():
+                self.indexes.sync()
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: SearchMode | None = None,
+        filter: Mapping[str, Any] | None = None,
+        namespace: str = "",
+        fusion: FusionMethod | None = None,
+        alpha: float | None = None,
+        rrf_k: int | None = None,
+        candidates: int | None = None,
+    ) -> list[Hit]:
+        request = SearchRequest(query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha,
+                                rrf_k, candidates)
+        return list(self.retrieve([request])[0].hits)
+
+    def retrieve(self, requests: Sequence[SearchRequest]) -> list[SearchResult]:
+        """Run several searches (query embeddings batched); results carry per-stage timings."""
+        if self._closed:
+            raise InvalidInputError("this LocalRAG is closed")
+        self._sync()
+        with self._rw.read():
+            return self.retriever.search(requests)
+
+    def get_document(self, doc_id: str, namespace: str = "") -> Document:
+        return self.store.get_document(namespace, doc_id)
+
+    def documents(self, namespace: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        return self.store.list_documents(namespace, limit, offset)
+
+    def stats(self) -> dict[str, Any]:
+        self._sync()
+        stats = self.store.stats()
+        stats["path"] = str(self.path)
+        stats["embedder"] = self.settings.embed.model
+        stats["vector_space"] = self.store.get_meta("vector_space")
+        with self._rw.read():
+            for name, ns_id in self.store.namespaces().items():
+                space = self.indexes.get(ns_id)
+                if space is not None and name in stats["namespaces"]:
+                    stats["namespaces"][name].update(
+                        {"vector_index": space.dense.kind, "vectors": len(space.dense), "keyword_docs": len(space.keyword)}
+                    )
+        return stats
+
+
+def _check_namespace(namespace: str) -> None:
+    if not isinstance(namespace, str) or len(namespace) > 512:
+        raise InvalidInputError("namespace must be a string of at most 512 characters")

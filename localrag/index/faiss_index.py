@@ -1,0 +1,207 @@
+"""FAISS vector index keyed by store chunk ids.
+
+Exact inner-product search (vectors are L2-normalised, so this is cosine) up to
+``exact_threshold`` vectors, HNSW above it. HNSW cannot remove vectors, so removals
+there are tombstones excluded at search time and compacted by a rebuild once they
+pass a quarter of the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from localrag.config import IndexSettings
+from localrag.errors import CorruptIndexError, DimensionMismatchError
+from localrag.fileio import load_arrays, save_arrays
+from localrag.protocols import Allow, Keys, ScoredKeys, Vectors
+
+log = logging.getLogger(__name__)
+
+_FORMAT = 1
+_MAX_TOMBSTONE_FRACTION = 0.25
+# Below this many allowed keys, HNSW's graph walk finds too few matches; scan them exactly.
+_EXACT_ALLOW_LIMIT = 20_000
+_omp_lock = threading.Lock()
+
+
+class FaissIndex:
+    def __init__(self, dim: int, settings: IndexSettings | None = None) -> None:
+        self.dim = int(dim)
+        self.settings = settings or IndexSettings()
+        self._index: Any = self._new_flat()
+        self._hnsw = False
+        self._deleted: set[int] = set()
+
+    # -- construction -------------------------------------------------------------
+    def _new_flat(self) -> Any:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+
+    def _new_hnsw(self) -> Any:
+        inner = faiss.IndexHNSWFlat(self.dim, self.settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = self.settings.hnsw_ef_construction
+        inner.hnsw.efSearch = self.settings.hnsw_ef_search
+        return faiss.IndexIDMap2(inner)
+
+    @property
+    def kind(self) -> str:
+        return "hnsw" if self._hnsw else "flat"
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal) - len(self._deleted)
+
+    def keys(self) -> Keys:
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if self._deleted:
+            ids = ids[~np.isin(ids, np.fromiter(self._deleted, dtype=np.int64))]
+        return np.sort(ids)
+
+    # -- mutation -----------------------------------------------------------------
+    def add(self, keys: Keys, vectors: Vectors) -> None:
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        vectors = self._check_vectors(vectors)
+        if len(keys) != len(vectors):
+            raise DimensionMismatchError(f"{len(keys)} keys but {len(vectors)} vectors")
+        if not len(keys):
+            return
+        self.remove(keys)  # re-adding a key replaces it
+        self._index.add_with_ids(vectors, keys)
+        if not self._hnsw and len(self) > self.settings.exact_threshold:
+            log.info("vector index passed %d vectors: switching to HNSW", self.settings.exact_threshold)
+            self._rebuild(hnsw=True)
+
+    def remove(self, keys: Keys) -> None:
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        if not len(keys) or self._index.ntotal == 0:
+            return
+        if not self._hnsw:
+            self._index.remove_ids(faiss.IDSelectorBatch(keys))
+            return
+        present = keys[np.isin(keys, faiss.vector_to_array(self._index.id_map))]
+        self._deleted.update(int(k) for k in present)
+        if len(self._deleted) > _MAX_TOMBSTONE_FRACTION * self._index.ntotal:
+            self._rebuild(hnsw=len(self) > self.settings.exact_threshold)
+
+    def _rebuild(self, *, hnsw: bool) -> None:
+        keys = self.keys()
+        vectors = self._reconstruct(keys)
+        self._index = self._new_hnsw() if hnsw else self._new_flat()
+        self._hnsw = hnsw
+        self._deleted = set()
+        if len(keys):
+            self._index.add_with_ids(vectors, keys)
+
+    def _reconstruct(self, keys: Keys) -> Vectors:
+        out = np.empty((len(keys), self.dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            out[i] = self._index.reconstruct(int(key))
+        return out
+
+    def _check_vectors(self, vectors: Vectors) -> Vectors:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            raise DimensionMismatchError(
+                f"vector dimension {array.shape[-1] if array.ndim else 0} does not match the index "
+                f"dimension {self.dim}"
+            )
+        if not np.isfinite(array).all():
+            raise DimensionMismatchError("vectors contain NaN or infinite values")
+        return np.ascontiguousarray(array)
+
+    # -- search -------------------------------------------------------------------
+    def search(self, queries: Vectors, k: int, allow: Allow | None = None) -> list[ScoredKeys]:
+        queries = self._check_vectors(queries)
+        if k <= 0 or len(self) == 0 or (allow is not None and len(allow) == 0):
+            return [[] for _ in range(len(queries))]
+        if allow is not None and self._hnsw and len(allow) <= _EXACT_ALLOW_LIMIT:
+            return self._exact_over(queries, k, allow)
+        params, keepalive = self._search_params(allow)
+        k = min(k, len(self) if allow is None else min(len(self), len(allow)))
+        threads = self.settings.search_threads if len(queries) == 1 else max(1, faiss.omp_get_max_threads())
+        with _omp_lock:
+            faiss.omp_set_num_threads(max(1, threads))
+            scores, ids = self._index.search(queries, k, params=params)
+        del keepalive  # the selector and its bitmap had to outlive the search call
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+    def _search_params(self, allow: Allow | None) -> tuple[Any, tuple[Any, ...]]:
+        """SWIG params hold raw pointers, so the caller keeps the selector and bitmap alive."""
+        selector: Any = None
+        bitmap: Any = None
+        if allow is not None:
+            allowed = allow if not self._deleted else np.setdiff1d(allow, list(self._deleted))
+            selector, bitmap = _bitmap_selector(allowed)
+        elif self._deleted:
+            selector, bitmap = _bitmap_selector(self.keys())
+        keepalive = (selector, bitmap)
+        if self._hnsw:
+            params = faiss.SearchParametersHNSW(efSearch=self.settings.hnsw_ef_search)
+            if selector is not None:
+                params.sel = selector
+            return params, keepalive
+        return (None if selector is None else faiss.SearchParameters(sel=selector)), keepalive
+
+    def _exact_over(self, queries: Vectors, k: int, allow: Allow) -> list[ScoredKeys]:
+        keys = np.asarray([a for a in allow if int(a) not in self._deleted], dtype=np.int64)
+        keys = keys[np.isin(keys, faiss.vector_to_array(self._index.id_map))]
+        if not len(keys):
+            return [[] for _ in range(len(queries))]
+        scores = queries @ self._reconstruct(keys).T
+        results: list[ScoredKeys] = []
+        for row in scores:
+            top = np.argsort(-row, kind="stable")[:k]
+            results.append([(int(keys[i]), float(row[i])) for i in top])
+        return results
+
+    # -- persistence ----------------------------------------------------------------
+    def save(self, path: Path, stamp: int) -> None:
+        save_arrays(
+            path,
+            format=np.int64(_FORMAT),
+            stamp=np.int64(stamp),
+            dim=np.int64(self.dim),
+            hnsw=np.bool_(self._hnsw),
+            deleted=np.fromiter(sorted(self._deleted), dtype=np.int64),
+            index=faiss.serialize_index(self._index),
+        )
+
+    @classmethod
+    def load(cls, path: Path, settings: IndexSettings | None = None) -> tuple[FaissIndex, int]:
+        arrays = load_arrays(path)
+        try:
+            if int(arrays["format"]) != _FORMAT:
+                raise CorruptIndexError(f"{path}: unknown vector index format {int(arrays['format'])}")
+            index = cls(int(arrays["dim"]), settings)
+            index._index = faiss.deserialize_index(arrays["index"])
+            index._hnsw = bool(arrays["hnsw"])
+            index._deleted = {int(k) for k in arrays["deleted"]}
+            if index._index.d != index.dim:
+                raise CorruptIndexError(f"{path}: stored dimension disagrees with the index")
+            if index._hnsw:
+                faiss.downcast_index(index._index.index).hnsw.efSearch = index.settings.hnsw_ef_search
+            return index, int(arrays["stamp"])
+        except CorruptIndexError:
+            raise
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CorruptIndexError(f"cannot read vector index {path}: {e}") from e
+
+
+def _bitmap_selector(keys: NDArray[np.int64]) -> tuple[Any, NDArray[np.uint8]]:
+    """IDSelectorBitmap over external ids: O(1) membership, built from numpy in microseconds."""
+    size = int(keys.max()) + 1 if len(keys) else 1
+    mask = np.zeros(size, dtype=bool)
+    mask[keys] = True
+    bitmap = np.packbits(mask, bitorder="little")
+    # n counts bytes, not bits
+    return faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)), bitmap

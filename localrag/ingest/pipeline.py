@@ -1,0 +1,140 @@
+"""Ingest: batch documents, skip unchanged ones by content hash, chunk, embed, write.
+
+Each batch is one store transaction; the indexes are updated only after it commits,
+so a crash leaves either the whole batch or none of it, and indexes catch up on open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from localrag.config import Settings
+from localrag.ingest.chunking import Chunker
+from localrag.protocols import Embedder
+from localrag.store.sqlite import PreparedDocument, SQLiteStore, WriteResult, index_text
+from localrag.types import Document, IngestReport, SkippedFile
+
+log = logging.getLogger(__name__)
+
+OnCommit = Callable[[WriteResult, np.ndarray, list[str]], None]
+Progress = Callable[[int, int], None]  # (documents seen, chunks written)
+_MAX_BATCH_CHUNKS = 512
+
+
+def content_hash(document: Document, salt: str) -> str:
+    """Changes whenever the text, title, metadata or the chunking/embedding setup changes."""
+    payload = json.dumps(
+        [document.text, document.title, document.source, dict(document.metadata), list(document.page_starts), salt],
+        sort_keys=True, default=str, ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class IngestPipeline:
+    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.chunker = Chunker(embedder.tokenizer, settings.chunk.chunk_tokens, settings.chunk.overlap_tokens)
+        self.salt = f"{embedder.name}|{settings.chunk.chunk_tokens}|{settings.chunk.overlap_tokens}"
+
+    def run(
+        self,
+        items: Iterable[Document | SkippedFile],
+        *,
+        namespace: str,
+        metadata: Mapping[str, Any] | None,
+        on_commit: OnCommit,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        started = time.perf_counter()
+        states: dict[str, str] = {}
+        skipped: list[SkippedFile] = []
+        chunks_written = 0
+        seen = 0
+        batch: dict[str, Document] = {}
+        for item in items:
+            seen += 1
+            if isinstance(item, SkippedFile):
+                log.warning("skipped %s: %s", item.path, item.reason)
+                skipped.append(item)
+            else:
+                document = replace(item, metadata={**item.metadata, **metadata}) if metadata else item
+                batch[document.doc_id] = document  # a repeated id in one batch: the last one wins
+                if len(batch) >= self.settings.ingest.batch_documents:
+                    chunks_written += self._write_batch(list(batch.values()), namespace, on_commit, skipped, states)
+                    batch.clear()
+            if progress is not None:
+                progress(seen, chunks_written)
+        chunks_written += self._write_batch(list(batch.values()), namespace, on_commit, skipped, states)
+        if progress is not None:
+            progress(seen, chunks_written)
+        by_state: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": []}
+        for doc_id, state in states.items():
+            by_state[state].append(doc_id)
+        return IngestReport(tuple(by_state["added"]), tuple(by_state["updated"]), tuple(by_state["unchanged"]),
+                            tuple(skipped), chunks_written, time.perf_counter() - started)
+
+    def _write_batch(
+        self,
+        documents: list[Document],
+        namespace: str,
+        on_commit: OnCommit,
+        skipped: list[SkippedFile],
+        states: dict[str, str],
+    ) -> int:
+        """Write one batch (in groups of about _MAX_BATCH_CHUNKS chunks); returns chunks written."""
+        if not documents:
+            return 0
+        written = 0
+        known = self.store.content_hashes(namespace, [d.doc_id for d in documents])
+        pending: list[tuple[Document, str]] = []
+        for document in documents:
+            digest = content_hash(document, self.salt)
+            if known.get(document.doc_id) == digest:
+                states[document.doc_id] = "unchanged"
+            else:
+                pending.append((document, digest))
+        group: list[tuple[Document, str, list[Any]]] = []
+        group_chunks = 0
+        for document, digest in pending:
+            chunks = self.chunker.split(document)
+            if not chunks:
+                skipped.append(SkippedFile(document.source or document.doc_id, "no text to index (empty document)"))
+                continue
+            group.append((document, digest, chunks))
+            group_chunks += len(chunks)
+            if group_chunks >= _MAX_BATCH_CHUNKS:
+                written += self._commit(group, namespace, on_commit, known, states)
+                group, group_chunks = [], 0
+        return written + self._commit(group, namespace, on_commit, known, states)
+
+    def _commit(
+        self,
+        group: list[tuple[Document, str, list[Any]]],
+        namespace: str,
+        on_commit: OnCommit,
+        known: dict[str, str],
+        states: dict[str, str],
+    ) -> int:
+        if not group:
+            return 0
+        texts = [index_text(doc.title, chunk.text) for doc, _, chunks in group for chunk in chunks]
+        vectors = self.embedder.embed_documents(texts)
+        prepared, offset = [], 0
+        for doc, digest, chunks in group:
+            prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset : offset + len(chunks)]))
+            offset += len(chunks)
+        result = self.store.write_documents(namespace, prepared, self.embedder.dim)
+        on_commit(result, vectors, texts)
+        for doc, _, _ in group:
+            states[doc.doc_id] = "updated" if doc.doc_id in known else "added"
+        return len(texts)

@@ -1,0 +1,409 @@
+"""The SQLite store: the source of truth for documents, chunks, vectors and metadata.
+
+WAL mode; every write is one ``BEGIN IMMEDIATE`` transaction that also bumps the
+generation counter and logs the chunk keys it added or removed, so indexes (which are
+only caches) can catch up by replaying the log, or be rebuilt from the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+from numpy.typing import NDArray
+
+from localrag.errors import DimensionMismatchError, NotFoundError, StoreError
+from localrag.store.migrations import migrate
+from localrag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "store.sqlite3"
+_EMPTY_KEYS = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A document ready to be written: chunked, embedded and hashed."""
+
+    document: Document
+    content_hash: str
+    chunks: Sequence[Chunk]
+    vectors: NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    generation: int
+    namespace_id: int
+    added_keys: NDArray[np.int64]
+    removed_keys: NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    chunk_id: int
+    doc_id: str
+    namespace: str
+    text: str
+    source: str
+    title: str
+    char_start: int
+    char_end: int
+    page: int | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    generation: int
+    namespace_id: int
+    chunk_id: int
+    op: str  # "add" | "remove"
+
+
+class SQLiteStore:
+    """Thread-safe: each thread reads on its own connection; writes are serialised."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / DB_FILE
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        try:
+            migrate(self._conn())
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a readable localrag store: {e}") from e
+
+    # -- connections -------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode survives a process crash; only power loss can drop the last commit.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- meta ----------------------------------------------------------------------
+    def generation(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def changes_floor(self) -> int:
+        """Oldest generation from which the change log is complete."""
+        return int(self.get_meta("changes_floor") or 0)
+
+    # -- namespaces -------------------------------------------------------------
+    def namespace_id(self, name: str) -> int | None:
+        row = self._conn().execute("SELECT id FROM namespaces WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def namespaces(self) -> dict[str, int]:
+        return {name: nid for nid, name in self._conn().execute("SELECT id, name FROM namespaces")}
+
+    def _ensure_namespace(self, conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT id FROM namespaces WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cur = conn.execute("INSERT INTO namespaces (name, created_at) VALUES (?, ?)", (name, time.time()))
+        return int(cur.lastrowid or 0)
+
+    # -- writes -------------------------------------------------------------------
+    def write_documents(self, namespace: str, prepared: Sequence[PreparedDocument], dim: int) -> WriteResult:
+        """Insert or replace documents and their chunks in one transaction."""
+        for item in prepared:
+            vectors = np.asarray(item.vectors)
+            if vectors.ndim != 2 or vectors.shape != (len(item.chunks), dim):
+                raise DimensionMismatchError(
+                    f"document {item.document.doc_id!r}: expected vectors of shape "
+                    f"({len(item.chunks)}, {dim}), got {vectors.shape}"
+                )
+        now = time.time()
+        added: list[int] = []
+        removed: list[int] = []
+        with self._transaction() as conn:
+            ns_id = self._ensure_namespace(conn, namespace)
+            generation = self._bump_generation(conn)
+            for item in prepared:
+                doc = item.document
+                doc_row_id, old_chunks = self._upsert_document_row(conn, ns_id, item, now)
+                removed.extend(old_chunks)
+                vectors = np.ascontiguousarray(item.vectors, dtype=np.float32)
+                for chunk, vector in zip(item.chunks, vectors, strict=True):
+                    cur = conn.execute(
+                        "INSERT INTO chunks (document_id, namespace_id, ordinal, text, char_start, char_end,"
+                        " page, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (doc_row_id, ns_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
+                         chunk.page, vector.tobytes()),
+                    )
+                    added.append(int(cur.lastrowid or 0))
+                log.debug("stored %s (%d chunks)", doc.doc_id, len(item.chunks))
+            self._log_changes(conn, generation, ns_id, added, removed)
+        return WriteResult(generation, ns_id, _keys(added), _keys(removed))
+
+    def _upsert_document_row(
+        self, conn: sqlite3.Connection, ns_id: int, item: PreparedDocument, now: float
+    ) -> tuple[int, list[int]]:
+        doc = item.document
+        values = (doc.source, doc.title, item.content_hash, json.dumps(dict(doc.metadata), sort_keys=True),
+                  doc.text, json.dumps(list(doc.page_starts)))
+        row = conn.execute(
+            "SELECT id FROM documents WHERE namespace_id = ? AND doc_id = ?", (ns_id, doc.doc_id)
+        ).fetchone()
+        if row is None:
+            cur = conn.execute(
+                "INSERT INTO documents (namespace_id, doc_id, source, title, content_hash, metadata, text,"
+                " page_starts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ns_id, doc.doc_id, *values, now, now),
+            )
+            return int(cur.lastrowid or 0), []
+        doc_row_id = int(row[0])
+        old = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE document_id = ?", (doc_row_id,))]
+        conn.execute("DELETE FROM chunks WHERE document_id = ?", (doc_row_id,))
+        conn.execute(
+            "UPDATE documents SET source = ?, title = ?, content_hash = ?, metadata = ?, text = ?,"
+            " page_starts = ?, updated_at = ? WHERE id = ?",
+            (*values, now, doc_row_id),
+        )
+        return doc_row_id, old
+
+    def delete_documents(self, namespace: str, doc_ids: Sequence[str]) -> WriteResult | None:
+        """Delete documents (missing ids are ignored); None when nothing was deleted."""
+        ns_id = self.namespace_id(namespace)
+        if ns_id is None or not doc_ids:
+            return None
+        with self._transaction() as conn:
+            removed: list[int] = []
+            doc_rows: list[int] = []
+            for batch in _batches(list(doc_ids), 500):
+                marks = ",".join("?" * len(batch))
+                rows = conn.execute(
+                    f"SELECT id FROM documents WHERE namespace_id = ? AND doc_id IN ({marks})", (ns_id, *batch)
+                ).fetchall()
+                doc_rows.extend(int(r[0]) for r in rows)
+            if not doc_rows:
+                return None
+            generation = self._bump_generation(conn)
+            for batch in _batches(doc_rows, 500):
+                marks = ",".join("?" * len(batch))
+                removed.extend(
+                    r[0] for r in conn.execute(f"SELECT id FROM chunks WHERE document_id IN ({marks})", batch)
+                )
+                conn.execute(f"DELETE FROM chunks WHERE document_id IN ({marks})", batch)
+                conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", batch)
+            self._log_changes(conn, generation, ns_id, [], removed)
+        return WriteResult(generation, ns_id, _EMPTY_KEYS, _keys(removed))
+
+    def _bump_generation(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        generation = int(row[0]) + 1
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
+        return generation
+
+    def _log_changes(
+        self, conn: sqlite3.Connection, generation: int, ns_id: int, added: list[int], removed: list[int]
+    ) -> None:
+        conn.executemany(
+            "INSERT INTO changes (generation, namespace_id, chunk_id, op) VALUES (?, ?, ?, ?)",
+            [(generation, ns_id, key, "remove") for key in removed]
+            + [(generation, ns_id, key, "add") for key in added],
+        )
+
+    def prune_changes(self, up_to_generation: int) -> None:
+        """Forget log entries at or below a generation every persisted index has reached."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM changes WHERE generation <= ?", (up_to_generation,))
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('changes_floor', ?)", (str(up_to_generation),)
+            )
+
+    # -- reads ---------------------------------------------------------------------
+    def changes_since(self, generation: int) -> list[Change]:
+        rows = self._conn().execute(
+            "SELECT generation, namespace_id, chunk_id, op FROM changes WHERE generation > ?"
+            " ORDER BY generation, rowid",
+            (generation,),
+        )
+        return [Change(int(g), int(n), int(c), str(o)) for g, n, c, o in rows]
+
+    def content_hashes(self, namespace: str, doc_ids: Sequence[str]) -> dict[str, str]:
+        ns_id = self.namespace_id(namespace)
+        if ns_id is None:
+            return {}
+        found: dict[str, str] = {}
+        for batch in _batches(list(doc_ids), 500):
+            marks = ",".join("?" * len(batch))
+            rows = self._conn().execute(
+                f"SELECT doc_id, content_hash FROM documents WHERE namespace_id = ? AND doc_id IN ({marks})",
+                (ns_id, *batch),
+            )
+            found.update({str(d): str(h) for d, h in rows})
+        return found
+
+    def chunk_keys(self, namespace_id: int) -> NDArray[np.int64]:
+        rows = self._conn().execute("SELECT id FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def vectors(self, keys: NDArray[np.int64] | None, namespace_id: int, dim: int) -> NDArray[np.float32]:
+        """Vectors of ``keys`` (in that order), or of the whole namespace in key order when None."""
+        if keys is None:
+            rows = self._conn().execute(
+                "SELECT vector FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,)
+            ).fetchall()
+            blobs = [r[0] for r in rows]
+        else:
+            by_key: dict[int, bytes] = {}
+            for batch in _batches([int(k) for k in keys], 900):
+                marks = ",".join("?" * len(batch))
+                by_key.update(self._conn().execute(
+                    f"SELECT id, vector FROM chunks WHERE id IN ({marks})", batch
+                ).fetchall())
+            missing = [int(k) for k in keys if int(k) not in by_key]
+            if missing:
+                raise NotFoundError(f"chunks {missing[:5]} are not in the store")
+            blobs = [by_key[int(k)] for k in keys]
+        if not blobs:
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
+
+    def index_texts(self, keys: NDArray[np.int64] | None, namespace_id: int) -> tuple[NDArray[np.int64], list[str]]:
+        """(keys, title-prefixed chunk texts) for the keyword index, in key order."""
+        sql = ("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+               " WHERE c.namespace_id = ?")
+        rows: list[tuple[int, str, str]] = []
+        if keys is None:
+            rows = self._conn().execute(sql + " ORDER BY c.id", (namespace_id,)).fetchall()
+        else:
+            for batch in _batches([int(k) for k in keys], 900):
+                marks = ",".join("?" * len(batch))
+                rows.extend(self._conn().execute(sql + f" AND c.id IN ({marks})", (namespace_id, *batch)))
+            rows.sort()
+        return _keys([r[0] for r in rows]), [index_text(r[1], r[2]) for r in rows]
+
+    def chunk_records(self, keys: Sequence[int]) -> dict[int, ChunkRecord]:
+        found: dict[int, ChunkRecord] = {}
+        for batch in _batches([int(k) for k in keys], 900):
+            marks = ",".join("?" * len(batch))
+            rows = self._conn().execute(
+                "SELECT c.id, d.doc_id, n.name, c.text, d.source, d.title, c.char_start, c.char_end, c.page,"
+                " d.metadata FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" JOIN namespaces n ON n.id = c.namespace_id WHERE c.id IN ({marks})",
+                batch,
+            )
+            for cid, doc_id, ns, text, source, title, start, end, page, meta in rows:
+                found[int(cid)] = ChunkRecord(int(cid), doc_id, ns, text, source, title, int(start), int(end),
+                                              None if page is None else int(page), json.loads(meta))
+        return found
+
+    def filter_table(self, namespace_id: int) -> tuple[list[str], list[dict[str, Any]], NDArray[np.int64], NDArray[np.int64]]:
+        """(doc ids, doc metadata, chunk keys, chunk's document position) for filter evaluation."""
+        docs = self._conn().execute(
+            "SELECT id, doc_id, metadata FROM documents WHERE namespace_id = ? ORDER BY id", (namespace_id,)
+        ).fetchall()
+        position = {int(row_id): i for i, (row_id, _, _) in enumerate(docs)}
+        chunks = self._conn().execute(
+            "SELECT id, document_id FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,)
+        ).fetchall()
+        return (
+            [str(d[1]) for d in docs],
+            [json.loads(d[2]) for d in docs],
+            _keys([c[0] for c in chunks]),
+            _keys([position[int(c[1])] for c in chunks]),
+        )
+
+    def get_document(self, namespace: str, doc_id: str) -> Document:
+        row = self._conn().execute(
+            "SELECT d.doc_id, d.text, d.source, d.title, d.metadata, d.page_starts FROM documents d"
+            " JOIN namespaces n ON n.id = d.namespace_id WHERE n.name = ? AND d.doc_id = ?",
+            (namespace, doc_id),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
+        return Document(row[0], row[1], row[2], row[3], json.loads(row[4]), tuple(json.loads(row[5])))
+
+    def list_documents(self, namespace: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT d.doc_id, d.source, d.title, d.metadata, d.updated_at,"
+            " (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) FROM documents d"
+            " JOIN namespaces n ON n.id = d.namespace_id WHERE n.name = ? ORDER BY d.doc_id LIMIT ? OFFSET ?",
+            (namespace, limit, offset),
+        )
+        return [
+            {"doc_id": r[0], "source": r[1], "title": r[2], "metadata": json.loads(r[3]),
+             "updated_at": r[4], "chunks": int(r[5])}
+            for r in rows
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        db = sqlite_utils.Database(self._conn())
+        per_ns = self._conn().execute(
+            "SELECT n.name, (SELECT count(*) FROM documents d WHERE d.namespace_id = n.id),"
+            " (SELECT count(*) FROM chunks c WHERE c.namespace_id = n.id) FROM namespaces n ORDER BY n.name"
+        ).fetchall()
+        return {
+            "documents": db["documents"].count,
+            "chunks": db["chunks"].count,
+            "generation": self.generation(),
+            "namespaces": {name: {"documents": d, "chunks": c} for name, d, c in per_ns},
+            "store_bytes": self.path.stat().st_size if self.path.exists() else 0,
+        }
+
+
+def index_text(title: str, text: str) -> str:
+    """What both indexes see for a chunk: its document title, then its text."""
+    return f"{title}\n{text}" if title and not text.startswith(title) else text
+
+
+def _keys(values: Sequence[int]) -> NDArray[np.int64]:
+    return np.asarray(values, dtype=np.int64) if len(values) else _EMPTY_KEYS
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
