@@ -71,6 +71,9 @@ class FaissIndex:
         if not len(keys):
             return
         self.remove(keys)  # re-adding a key replaces it
+        if self._hnsw and self._deleted.intersection(keys.tolist()):
+            # HNSW keeps tombstoned vectors under their ids; compact before an id comes back.
+            self._rebuild(hnsw=True)
         self._index.add_with_ids(vectors, keys)
         if not self._hnsw and len(self) > self.settings.exact_threshold:
             log.info("vector index passed %d vectors: switching to HNSW", self.settings.exact_threshold)

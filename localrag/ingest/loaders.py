@@ -1,0 +1,341 @@
+"""Turn files into ``Document`` values: text, Markdown, HTML, PDF, DOCX and BEIR ``.jsonl``.
+
+Text is normalised only lightly (``\\r\\n`` -> ``\\n``, NULs dropped) so that char offsets into
+``Document.text`` stay meaningful for citations. Every failure raises a ``LoaderError`` (an
+``InvalidInputError``) whose message names the file and the reason; ``load_many`` turns those
+into ``SkippedFile`` entries and carries on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from localrag.errors import InvalidInputError, RequestTooLargeError
+from localrag.ingest.discover import discover
+from localrag.types import Document, SkippedFile
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "TEXT_EXTENSIONS",
+    "FileTooLargeError",
+    "LoaderError",
+    "discover",
+    "load_file",
+    "load_many",
+]
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+SNIFF_BYTES = 8192
+
+# Plain-text formats: loaded as they are, with a latin-1 fallback when they are not UTF-8.
+TEXT_EXTENSIONS = frozenset(
+    {".txt", ".text", ".md", ".markdown", ".rst", ".csv", ".tsv", ".log", ".json", ".xml",
+     ".yaml", ".yml", ".toml", ".ini", ".cfg", ".tex", ".org", ".adoc", ".py"}
+)  # fmt: skip
+_MARKDOWN = frozenset({".md", ".markdown"})
+_HTML = frozenset({".html", ".htm"})
+
+_H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+
+
+class LoaderError(InvalidInputError):
+    """A file could not be loaded; ``path`` and ``reason`` are kept apart for reports."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path).as_posix()
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class FileTooLargeError(LoaderError, RequestTooLargeError):
+    """A file is over the configured size limit (HTTP 413)."""
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\x00", "")
+
+
+def _decode(data: bytes, path: Path, *, known_text: bool) -> str:
+    """UTF-8 (BOM stripped) first; latin-1 only for files known or sniffed to be text."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and known_text:
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise LoaderError(path, f"invalid UTF-16 text: {e}") from e
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if not known_text:
+            raise LoaderError(path, "binary or unsupported file type") from e
+        log.info("%s is not valid UTF-8 (%s); decoding as latin-1", path, e.reason)
+        return data.decode("latin-1")
+
+
+def _looks_binary(head: bytes) -> bool:
+    if b"\x00" in head:
+        return True
+    try:
+        # Incremental decoding tolerates a multi-byte character cut at the end of the sample.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _check_not_empty(text: str, path: Path, what: str = "file is empty") -> None:
+    if not text.strip():
+        raise LoaderError(path, what)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _load_text(data: bytes, path: Path, *, known_text: bool) -> tuple[str, str, dict[str, Any]]:
+    text = _normalise(_decode(data, path, known_text=known_text))
+    title = ""
+    if path.suffix.lower() in _MARKDOWN:
+        # The first "# heading" outside fenced code blocks (a "# comment" in code is no title).
+        unfenced = _FENCE.sub("", text)
+        m = _H1.search(unfenced)
+        title = m.group(1).strip() if m else ""
+        return text, title, {"file_type": "markdown"}
+    return text, title, {"file_type": "text"}
+
+
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "h1", "h2", "h3",
+     "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table", "thead", "tbody", "tfoot", "tr",
+     "blockquote", "pre", "figure", "figcaption", "form", "fieldset", "address", "details", "summary",
+     "hr", "body", "caption"}
+)  # fmt: skip
+_DROP_TAGS = ("script", "style", "noscript", "template", "head", "title", "svg", "iframe", "object")
+# Private-use sentinels survive HTML whitespace collapsing and become breaks afterwards.
+_PARA, _LINE, _SPACE = "\ue000", "\ue001", "\ue002"
+_WS_RUN = re.compile(r"\s+")
+_BREAKS = re.compile(rf"[ {_LINE}{_PARA}]*[{_LINE}{_PARA}][ {_LINE}{_PARA}]*")
+
+
+def _join_breaks(m: re.Match[str]) -> str:
+    return "\n\n" if _PARA in m.group(0) else "\n"
+
+
+def _load_html(data: bytes, path: Path) -> tuple[str, str, dict[str, Any]]:
+    from bs4 import BeautifulSoup, NavigableString
+
+    try:
+        soup = BeautifulSoup(_decode(data, path, known_text=True), "html.parser")
+    except Exception as e:  # html.parser is lenient; this is a safety net
+        raise LoaderError(path, f"cannot parse HTML: {e}") from e
+    title = _WS_RUN.sub(" ", soup.title.get_text()).strip() if soup.title else ""
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for pre in soup.find_all("pre"):
+        for s in list(pre.find_all(string=True)):
+            s.replace_with(NavigableString(str(s).replace("\n", _LINE).replace(" ", _SPACE)))
+    for br in soup.find_all("br"):
+        br.replace_with(NavigableString(_LINE))
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(NavigableString(_PARA))
+        tag.insert_after(NavigableString(_PARA))
+    for cell in soup.find_all(("td", "th")):
+        cell.insert_after(NavigableString(" "))
+    raw = _WS_RUN.sub(" ", soup.get_text())
+    text = _BREAKS.sub(_join_breaks, raw).replace(_SPACE, " ").strip()
+    return _normalise(text), title, {"file_type": "html"}
+
+
+def _load_pdf(data: bytes, path: Path) -> tuple[str, str, dict[str, Any], tuple[int, ...]]:
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
+            raise LoaderError(path, "encrypted PDF (a password is needed)")
+        pages = list(reader.pages)
+    except LoaderError:
+        raise
+    except Exception as e:  # pypdf raises many types for damaged files
+        raise LoaderError(path, f"cannot read PDF: {type(e).__name__}: {e}") from e
+    parts: list[str] = []
+    starts: list[int] = []
+    offset = 0
+    for number, page in enumerate(pages, start=1):
+        try:
+            page_text = _normalise(page.extract_text() or "").strip()
+        except Exception as e:
+            raise LoaderError(path, f"cannot extract text of page {number}: {type(e).__name__}: {e}") from e
+        starts.append(offset)
+        parts.append(page_text)
+        offset += len(page_text) + 2  # the "\n\n" joining pages
+    text = "\n\n".join(parts)
+    _check_not_empty(text, path, "empty: the PDF has no extractable text (scanned images?)")
+    title = ""
+    try:
+        meta = reader.metadata
+        title = str(meta.get("/Title") or "").strip() if meta is not None else ""
+    except Exception as e:  # broken metadata must not lose a readable document
+        log.debug("%s: unreadable PDF metadata: %s", path, e)
+    return text, title, {"file_type": "pdf", "pages": len(pages)}, tuple(starts)
+
+
+def _load_docx(data: bytes, path: Path) -> tuple[str, str, dict[str, Any]]:
+    import docx
+    from docx.table import Table
+
+    try:
+        doc = docx.Document(io.BytesIO(data))
+        blocks: list[str] = []
+        for item in doc.iter_inner_content():
+            if isinstance(item, Table):
+                rows = [" | ".join(c.text.strip() for c in row.cells) for row in item.rows]
+                block = "\n".join(r for r in rows if r.strip(" |"))
+            else:
+                block = item.text.strip()
+            if block:
+                blocks.append(block)
+        title = (doc.core_properties.title or "").strip()
+    except Exception as e:  # python-docx / zipfile / lxml errors for damaged files
+        raise LoaderError(path, f"cannot read DOCX: {type(e).__name__}: {e}") from e
+    return _normalise("\n\n".join(blocks)), title, {"file_type": "docx"}
+
+
+def _load_beir(data: bytes, path: Path, base_meta: dict[str, Any]) -> list[Document]:
+    """BEIR corpus: one ``{"_id", "title", "text", "metadata"?}`` object per line."""
+    text = _decode(data, path, known_text=True)
+    docs: list[Document] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LoaderError(path, f"line {number}: invalid JSON: {e.msg}") from e
+        if not isinstance(obj, dict):
+            raise LoaderError(path, f"line {number}: expected a JSON object")
+        doc_id, title, body, meta = obj.get("_id"), obj.get("title", ""), obj.get("text"), obj.get("metadata")
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        if not isinstance(doc_id, str) or not doc_id:
+            raise LoaderError(path, f"line {number}: '_id' must be a non-empty string")
+        if not isinstance(body, str):
+            raise LoaderError(path, f"line {number}: 'text' must be a string")
+        if title is None:
+            title = ""
+        if not isinstance(title, str):
+            raise LoaderError(path, f"line {number}: 'title' must be a string")
+        if meta is not None and not isinstance(meta, dict):
+            raise LoaderError(path, f"line {number}: 'metadata' must be an object")
+        if doc_id in seen:
+            raise LoaderError(path, f"line {number}: duplicate _id {doc_id!r}")
+        seen.add(doc_id)
+        body = _normalise(body)
+        if not body.strip():
+            # Some BEIR corpora hold title-only documents; the title is then all there is to search.
+            body = _normalise(title)
+        if not body.strip():
+            log.warning("%s: line %d: document %r has neither text nor title; skipped", path, number, doc_id)
+            continue
+        docs.append(
+            Document(
+                doc_id=doc_id,
+                text=body,
+                source=base_meta["source"],
+                title=title.strip(),
+                metadata={**(meta or {}), **base_meta},
+            )
+        )
+    if not docs:
+        raise LoaderError(path, "empty: no documents in the corpus file")
+    return docs
+
+
+# --------------------------------------------------------------------------- entry points
+
+_Simple = Callable[[bytes, Path], tuple[str, str, dict[str, Any]]]
+_SIMPLE: dict[str, _Simple] = {".html": _load_html, ".htm": _load_html, ".docx": _load_docx}
+
+
+def load_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Document]:
+    """Load one file into documents (one, or one per line for BEIR ``.jsonl``).
+
+    Raises ``LoaderError`` (an ``InvalidInputError``) naming the file and the reason, or
+    ``FileTooLargeError`` (also a ``RequestTooLargeError``) above ``max_bytes``.
+    """
+    path = Path(path)
+    try:
+        resolved = path.resolve()
+        if not resolved.is_file():
+            raise LoaderError(path.absolute(), "not a regular file" if resolved.exists() else "not found")
+        size = resolved.stat().st_size
+        if size > max_bytes:
+            raise FileTooLargeError(resolved, f"file is {size} bytes, over the limit of {max_bytes} bytes")
+        with resolved.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise LoaderError(path.absolute(), f"cannot read: {e.strerror or e}") from e
+    if len(data) > max_bytes:  # grew between stat and read
+        raise FileTooLargeError(resolved, f"file is over the limit of {max_bytes} bytes")
+    if not data.strip():
+        raise LoaderError(resolved, "file is empty")
+
+    source = resolved.as_posix()
+    suffix = resolved.suffix.lower()
+    page_starts: tuple[int, ...] = ()
+    if suffix == ".jsonl":
+        return _load_beir(data, resolved, {"source": source, "file_type": "jsonl"})
+    if suffix == ".pdf":
+        text, title, meta, page_starts = _load_pdf(data, resolved)
+    elif suffix in _SIMPLE:
+        text, title, meta = _SIMPLE[suffix](data, resolved)
+    elif suffix in TEXT_EXTENSIONS:
+        text, title, meta = _load_text(data, resolved, known_text=True)
+    else:
+        if _looks_binary(data[:SNIFF_BYTES]):
+            raise LoaderError(resolved, "binary or unsupported file type")
+        text, title, meta = _load_text(data, resolved, known_text=True)
+    _check_not_empty(text, resolved)
+    return [
+        Document(
+            doc_id=source,
+            text=text,
+            source=source,
+            title=title,
+            metadata={"source": source, **meta},
+            page_starts=page_starts,
+        )
+    ]
+
+
+def load_many(
+    paths: Sequence[str | Path] | str | Path,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Iterator[Document | SkippedFile]:
+    """Discover and load files lazily, yielding documents and ``SkippedFile`` for failures.
+
+    One bad file never stops the iteration: its error becomes a ``SkippedFile`` whose reason
+    is the error message without the path.
+    """
+    files, skipped = discover(paths, include, exclude)
+    yield from skipped
+    for path in files:
+        try:
+            yield from load_file(path, max_bytes=max_bytes)
+        except LoaderError as e:
+            log.info("skipped %s", e)
+            yield SkippedFile(e.path, e.reason)
+        except Exception as e:  # a loader bug must not abort a large ingest
+            log.warning("skipped %s: unexpected %s", path, type(e).__name__, exc_info=True)
+            yield SkippedFile(path.as_posix(), f"unexpected error: {type(e).__name__}: {e}")

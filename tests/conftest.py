@@ -1,0 +1,48 @@
+"""Shared fixtures: offline environment, the network guard, a fake embedder for unit tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import netguard  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+netguard.install()
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _no_network() -> Iterator[None]:
+    """Fail a test that tried to reach a non-loopback address, even if it swallowed the error."""
+    before = len(netguard.violations)
+    yield
+    new = netguard.violations[before:]
+    assert not new, f"test opened non-loopback sockets: {new}"
+
+
+@pytest.fixture
+def fake_embedder():  # type: ignore[no-untyped-def]
+    from fakes import HashingEmbedder
+
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def fake_rag(tmp_path: Path, fake_embedder):  # type: ignore[no-untyped-def]
+    """A LocalRAG on a real SQLite file and real FAISS/BM25, with the fake embedder (unit tests only)."""
+    from localrag.engine import LocalRAG
+
+    rag = LocalRAG(tmp_path / "data", embedder=fake_embedder)
+    yield rag
+    rag.close()
