@@ -10,12 +10,10 @@ from types import TracebackType
 from typing import Any
 
 from localrag.config import Settings, load_settings
-from localrag.embed.factory import load_embedder
 from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.index.manager import IndexManager
 from localrag.ingest.loaders import load_many
 from localrag.ingest.pipeline import IngestPipeline, Progress
-from localrag.models import get_spec
 from localrag.protocols import Embedder
 from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
@@ -56,6 +54,8 @@ class LocalRAG:
         self._embedder_lock = threading.Lock()
         self._pipeline: IngestPipeline | None = None
         self._closed = False
+        if embedder is not None:
+            self._check_vector_space(embedder)
         self.indexes = IndexManager(self.store, self.path, self._vector_dim(), self.settings)
         with self._rw.write():
             self.indexes.open()
@@ -87,6 +87,8 @@ class LocalRAG:
         if self._embedder is None:
             with self._embedder_lock:
                 if self._embedder is None:
+                    from localrag.embed.factory import load_embedder
+
                     embed = self.settings.embed
                     self._embedder = load_embedder(
                         embed.model, threads=embed.threads, batch_size=embed.batch_size, max_tokens=embed.max_tokens
@@ -100,6 +102,8 @@ class LocalRAG:
             return int(stored)
         if self._embedder is not None:
             return int(self._embedder.dim)
+        from localrag.models import get_spec
+
         return int(get_spec(self.settings.embed.model).dim)
 
     def _check_vector_space(self, embedder: Embedder) -> None:
@@ -111,8 +115,9 @@ class LocalRAG:
                 f"{embedder.name!r} produces {space!r} vectors; use the original model or re-ingest "
                 "into a new data directory"
             )
-        if embedder.dim != self.indexes.dim:
-            raise ConfigError(f"embedder {embedder.name!r} has dimension {embedder.dim}, the store {self.indexes.dim}")
+        stored_dim = self.store.get_meta("dim")
+        if stored_dim is not None and embedder.dim != int(stored_dim):
+            raise ConfigError(f"embedder {embedder.name!r} has dimension {embedder.dim}, the store {stored_dim}")
 
     # -- writes ------------------------------------------------------------------------
     def _begin_write(self) -> None:

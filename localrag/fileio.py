@@ -34,7 +34,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def save_arrays(path: Path, **arrays: Any) -> None:
     """Atomically write numpy arrays as an uncompressed .npz (no pickle)."""
     buf = io.BytesIO()
-    np.savez(buf, **{name: np.asarray(value) for name, value in arrays.items()})
+    np.savez(buf, **{name: np.asarray(value) for name, value in arrays.items()})  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
 
 
