@@ -180,6 +180,8 @@ class LocalRAG:
         """Delete documents by id or by metadata filter; returns how many were deleted."""
         if (doc_ids is None) == (filter is None):
             raise InvalidInputError("delete needs exactly one of doc_ids or filter")
+        if filter is not None and not filter:
+            raise InvalidInputError("an empty filter would delete every document; name the documents instead")
         if isinstance(doc_ids, str):
             doc_ids = [doc_ids]
         with self._write_mutex:

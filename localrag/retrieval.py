@@ -14,7 +14,7 @@ import numpy as np
 
 from localrag.config import SearchSettings
 from localrag.errors import InvalidInputError
-from localrag.filters import compile_filter
+from localrag.filters import compile_filter, is_match_all, match_mask
 from localrag.index import fusion
 from localrag.index.manager import IndexManager
 from localrag.protocols import Allow, Embedder, ScoredKeys
@@ -81,7 +81,7 @@ class Retriever:
         space = self.indexes.get(ns_id) if ns_id is not None else None
         if ns_id is None or space is None:
             return SearchResult((), {"search": 0.0})
-        allow = self.allow(ns_id, request.filter) if request.filter else None
+        allow = None if is_match_all(request.filter) else self.allow(ns_id, request.filter or {})
         depth = max(request.candidates or self.settings.candidates, request.k)
         dense: ScoredKeys = []
         keyword: ScoredKeys = []
@@ -138,8 +138,7 @@ class Retriever:
                 self._allow_cache.move_to_end(cache_key)
                 return cached
         _, metadata, chunk_keys, chunk_doc = self.filter_table(ns_id, generation)
-        predicate = compile_filter(filter_)
-        doc_mask = np.fromiter((predicate(m) for m in metadata), dtype=bool, count=len(metadata))
+        doc_mask = match_mask(filter_, metadata)
         allow = chunk_keys[doc_mask[chunk_doc]] if len(chunk_keys) else chunk_keys
         with self._cache_lock:
             self._allow_cache[cache_key] = allow
@@ -162,5 +161,5 @@ class Retriever:
 
     def matching_doc_ids(self, ns_id: int, filter_: Mapping[str, Any]) -> list[str]:
         doc_ids, metadata, _, _ = self.filter_table(ns_id, self.indexes.generation)
-        predicate = compile_filter(filter_)
-        return [d for d, m in zip(doc_ids, metadata, strict=True) if predicate(m)]
+        mask = match_mask(filter_, metadata)
+        return [d for d, keep in zip(doc_ids, mask, strict=True) if keep]

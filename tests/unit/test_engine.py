@@ -41,6 +41,10 @@ def test_ingest_search_delete(fake_rag: LocalRAG) -> None:
     assert "d0" not in remaining and "d6" not in remaining
     assert fake_rag.delete(doc_ids=["d0"]) == 0
     assert fake_rag.delete(filter={"topic": "cooking"}) == 2
+    with pytest.raises(InvalidInputError, match="empty filter"):
+        fake_rag.delete(filter={})
+    with pytest.raises(InvalidInputError, match="exactly one"):
+        fake_rag.delete()
     assert all(h.metadata["topic"] != "cooking" for h in fake_rag.search("pasta sauce", k=20))
 
 
