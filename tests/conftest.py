@@ -46,3 +46,34 @@ def fake_rag(tmp_path: Path, fake_embedder):  # type: ignore[no-untyped-def]
     rag = LocalRAG(tmp_path / "data", embedder=fake_embedder)
     yield rag
     rag.close()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The default embedder from its model package, loaded once per test session."""
+    from localrag.config import Settings
+    from localrag.embed.factory import load_embedder
+
+    embed = Settings().embed
+    return load_embedder(embed.model, threads=1, batch_size=embed.batch_size, max_tokens=embed.max_tokens)
+
+
+def sample_texts(n: int) -> list[str]:
+    """Real text for real embeddings: SciFact abstracts when ../shared is beside the repo, else built sentences."""
+    import json
+    import random
+
+    corpus = SHARED_DATA / "scifact" / "corpus.jsonl"
+    if corpus.is_file():
+        texts = []
+        with corpus.open(encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                texts.append(f"{record['title']}. {record['text']}"[:1000])
+                if len(texts) == n:
+                    return texts
+    rng = random.Random(0)
+    subjects = "the enzyme|a protein|the vaccine|this gene|the patient cohort|a bacterium|the cell line".split("|")
+    verbs = "inhibits|activates|reduces|increases|binds|regulates|predicts".split("|")
+    objects = "tumour growth|insulin release|blood pressure|immune response|bone density|viral load".split("|")
+    return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} in study {i}" for i in range(n)]
