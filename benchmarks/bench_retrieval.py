@@ -44,8 +44,11 @@ DEFAULT_DATASET = REPO.parent / "shared" / "data" / "scifact"
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"p50": round(percentile(values, 50), 3), "p95": round(percentile(values, 95), 3),
-            "mean": round(statistics.fmean(values), 3) if values else 0.0}
+    return {
+        "p50": round(percentile(values, 50), 3),
+        "p95": round(percentile(values, 95), 3),
+        "mean": round(statistics.fmean(values), 3) if values else 0.0,
+    }
 
 
 def measure_ingest(documents: list[Document], settings: Settings) -> dict[str, Any]:
@@ -54,8 +57,13 @@ def measure_ingest(documents: list[Document], settings: Settings) -> dict[str, A
         t0 = time.perf_counter()
         report = rag.add(documents)
         seconds = time.perf_counter() - t0
-    return {"documents": len(documents), "chunks": report.chunks_added, "seconds": round(seconds, 2),
-            "chunks_per_second": round(report.chunks_added / seconds, 1), "embedder": settings.embed.model}
+    return {
+        "documents": len(documents),
+        "chunks": report.chunks_added,
+        "seconds": round(seconds, 2),
+        "chunks_per_second": round(report.chunks_added / seconds, 1),
+        "embedder": settings.embed.model,
+    }
 
 
 def real_chunks(documents: list[Document], rag: LocalRAG) -> list[tuple[Document, Chunk]]:
@@ -116,9 +124,12 @@ def bm25_versus_rank_bm25(rag: LocalRAG, queries: list[str]) -> dict[str, Any]:
         theirs_ms.append((t2 - t1) * 1000)
         expected = [int(keys[i]) for i in top if scores[i] > 0]
         identical += [k for k, _ in mine] == expected
-    return {"ours_ms": summary(ours_ms), "rank_bm25_ms": summary(theirs_ms),
-            "speedup_p50": round(percentile(theirs_ms, 50) / max(percentile(ours_ms, 50), 1e-9), 1),
-            "identical_top10": f"{identical}/{len(queries)}"}
+    return {
+        "ours_ms": summary(ours_ms),
+        "rank_bm25_ms": summary(theirs_ms),
+        "speedup_p50": round(percentile(theirs_ms, 50) / max(percentile(ours_ms, 50), 1e-9), 1),
+        "identical_top10": f"{identical}/{len(queries)}",
+    }
 
 
 def main() -> None:
@@ -134,8 +145,11 @@ def main() -> None:
     settings = Settings()
     documents = load_file(args.dataset / "corpus.jsonl", max_bytes=1 << 30)
     queries = list(load_beir(args.dataset, "test").queries.values())[: args.queries]
-    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-                               "embedder": settings.embed.model, "dataset": str(args.dataset)}
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "embedder": settings.embed.model,
+        "dataset": str(args.dataset),
+    }
     results["ingest"] = measure_ingest(documents[: args.ingest_docs], settings)
     print(json.dumps(results["ingest"]), flush=True)
 

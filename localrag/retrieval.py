@@ -72,7 +72,9 @@ class Retriever:
         results = []
         for request in requests:
             result = self._search_one(request, query_vectors.get(request.query))
-            results.append(SearchResult(result.hits, {**result.timings, "embed": embed_ms if request.mode != "keyword" else 0.0}))
+            results.append(
+                SearchResult(result.hits, {**result.timings, "embed": embed_ms if request.mode != "keyword" else 0.0})
+            )
         return results
 
     def _search_one(self, request: SearchRequest, query_vector: np.ndarray | None) -> SearchResult:
@@ -86,7 +88,9 @@ class Retriever:
         dense: ScoredKeys = []
         keyword: ScoredKeys = []
         if request.mode != "keyword" and query_vector is not None:
-            dense = space.dense.search(query_vector.reshape(1, -1), depth if request.mode == "hybrid" else request.k, allow)[0]
+            dense = space.dense.search(
+                query_vector.reshape(1, -1), depth if request.mode == "hybrid" else request.k, allow
+            )[0]
         t1 = time.perf_counter()
         if request.mode != "dense":
             keyword = space.keyword.search(request.query, depth if request.mode == "hybrid" else request.k, allow)
@@ -104,13 +108,16 @@ class Retriever:
         hits = self._hydrate(ranked, dict(dense), dict(keyword), request.mode)
         t4 = time.perf_counter()
         ms = 1000.0
-        timings = {"dense": (t1 - t0) * ms, "keyword": (t2 - t1) * ms, "fuse": (t3 - t2) * ms,
-                   "hydrate": (t4 - t3) * ms, "search": (t4 - t0) * ms}
+        timings = {
+            "dense": (t1 - t0) * ms,
+            "keyword": (t2 - t1) * ms,
+            "fuse": (t3 - t2) * ms,
+            "hydrate": (t4 - t3) * ms,
+            "search": (t4 - t0) * ms,
+        }
         return SearchResult(tuple(hits), timings)
 
-    def _hydrate(
-        self, ranked: ScoredKeys, dense: dict[int, float], keyword: dict[int, float], mode: str
-    ) -> list[Hit]:
+    def _hydrate(self, ranked: ScoredKeys, dense: dict[int, float], keyword: dict[int, float], mode: str) -> list[Hit]:
         records = self.store.chunk_records([key for key, _ in ranked])
         hits = []
         for key, score in ranked:
@@ -120,11 +127,22 @@ class Retriever:
             scores = {name: table[key] for name, table in (("dense", dense), ("keyword", keyword)) if key in table}
             if mode == "hybrid":
                 scores["fused"] = score
-            hits.append(Hit(
-                chunk_id=key, doc_id=record.doc_id, text=record.text, score=score, source=record.source,
-                title=record.title, char_start=record.char_start, char_end=record.char_end, page=record.page,
-                namespace=record.namespace, metadata=record.metadata, scores=scores,
-            ))
+            hits.append(
+                Hit(
+                    chunk_id=key,
+                    doc_id=record.doc_id,
+                    text=record.text,
+                    score=score,
+                    source=record.source,
+                    title=record.title,
+                    char_start=record.char_start,
+                    char_end=record.char_end,
+                    page=record.page,
+                    namespace=record.namespace,
+                    metadata=record.metadata,
+                    scores=scores,
+                )
+            )
         return hits
 
     # -- filters -------------------------------------------------------------------

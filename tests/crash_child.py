@@ -8,23 +8,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import netguard  # noqa: E402
+import netguard
 
 netguard.install()
 
 from localrag.engine import LocalRAG  # noqa: E402
 from localrag.types import Document  # noqa: E402
 
-WORDS = ("river stone light paper garden engine signal harbor winter orbit copper lantern meadow "
-         "thunder canvas anchor violet marble falcon pepper").split()
+WORDS = ["river", "stone", "light", "paper", "garden", "engine", "signal", "harbor", "winter", "orbit", "copper", "lantern", "meadow", "thunder", "canvas", "anchor", "violet", "marble", "falcon", "pepper"]
 
 
 def make_doc(run: int, n: int, rng: random.Random, version: int = 0) -> Document:
     token = f"zq{run}x{n}v{version}"
     length = rng.choice([60, 120, 600])  # some documents span several chunks
     body = " ".join(rng.choice(WORDS) for _ in range(length))
-    return Document(f"doc-{run}-{n}", f"{token} {body} {token}.", title=f"Doc {run}-{n}",
-                    metadata={"run": run, "version": version})
+    return Document(
+        f"doc-{run}-{n}", f"{token} {body} {token}.", title=f"Doc {run}-{n}", metadata={"run": run, "version": version}
+    )
 
 
 def main() -> None:

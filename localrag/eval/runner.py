@@ -25,8 +25,14 @@ def eval_namespace(dataset: BeirDataset) -> str:
 
 def ingest_dataset(rag: LocalRAG, dataset: BeirDataset, progress: Progress | None = None) -> dict[str, Any]:
     report = rag.add(dataset.corpus_path, namespace=eval_namespace(dataset), progress=progress)
-    return {"added": len(report.added), "updated": len(report.updated), "unchanged": len(report.unchanged),
-            "skipped": len(report.skipped), "chunks": report.chunks_added, "seconds": round(report.seconds, 2)}
+    return {
+        "added": len(report.added),
+        "updated": len(report.updated),
+        "unchanged": len(report.unchanged),
+        "skipped": len(report.skipped),
+        "chunks": report.chunks_added,
+        "seconds": round(report.seconds, 2),
+    }
 
 
 def evaluate(
@@ -43,8 +49,13 @@ def evaluate(
     dataset = load_beir(root, split)
     ingest = ingest_dataset(rag, dataset, progress)
     namespace = eval_namespace(dataset)
-    results: dict[str, Any] = {"dataset": str(root), "split": split, "queries": len(dataset.queries),
-                               "ingest": ingest, "modes": {}}
+    results: dict[str, Any] = {
+        "dataset": str(root),
+        "split": split,
+        "queries": len(dataset.queries),
+        "ingest": ingest,
+        "modes": {},
+    }
     for mode in modes:
         results["modes"][mode] = _evaluate_mode(rag, dataset, namespace, mode, overrides or {}, on_query)
     return results

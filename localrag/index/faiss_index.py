@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 from numpy.typing import NDArray
 
@@ -23,6 +23,8 @@ from localrag.fileio import load_arrays, save_arrays
 from localrag.protocols import Allow, Keys, ScoredKeys, Vectors
 
 log = logging.getLogger(__name__)
+# faiss ships partial SWIG type hints that miss most of its API (SearchParametersHNSW, sel=...).
+faiss: Any = _faiss
 
 _FORMAT = 1
 _MAX_TOMBSTONE_FRACTION = 0.25
@@ -112,8 +114,7 @@ class FaissIndex:
             array = array.reshape(1, -1)
         if array.ndim != 2 or array.shape[1] != self.dim:
             raise DimensionMismatchError(
-                f"vector dimension {array.shape[-1] if array.ndim else 0} does not match the index "
-                f"dimension {self.dim}"
+                f"vector dimension {array.shape[-1] if array.ndim else 0} does not match the index dimension {self.dim}"
             )
         if not np.isfinite(array).all():
             raise DimensionMismatchError("vectors contain NaN or infinite values")

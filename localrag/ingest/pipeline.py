@@ -33,7 +33,9 @@ def content_hash(document: Document, salt: str) -> str:
     """Changes whenever the text, title, metadata or the chunking/embedding setup changes."""
     payload = json.dumps(
         [document.text, document.title, document.source, dict(document.metadata), list(document.page_starts), salt],
-        sort_keys=True, default=str, ensure_ascii=False,
+        sort_keys=True,
+        default=str,
+        ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -80,8 +82,14 @@ class IngestPipeline:
         by_state: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": []}
         for doc_id, state in states.items():
             by_state[state].append(doc_id)
-        return IngestReport(tuple(by_state["added"]), tuple(by_state["updated"]), tuple(by_state["unchanged"]),
-                            tuple(skipped), chunks_written, time.perf_counter() - started)
+        return IngestReport(
+            tuple(by_state["added"]),
+            tuple(by_state["updated"]),
+            tuple(by_state["unchanged"]),
+            tuple(skipped),
+            chunks_written,
+            time.perf_counter() - started,
+        )
 
     def _write_batch(
         self,

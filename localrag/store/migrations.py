@@ -71,8 +71,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = schema_version(conn)
     if version > len(MIGRATIONS):
         raise StoreError(
-            f"store schema version {version} is newer than this localrag supports "
-            f"({len(MIGRATIONS)}); upgrade localrag"
+            f"store schema version {version} is newer than this localrag supports ({len(MIGRATIONS)}); upgrade localrag"
         )
     for number in range(version + 1, len(MIGRATIONS) + 1):
         log.info("applying store migration %d", number)

@@ -179,8 +179,16 @@ class SQLiteStore:
                     cur = conn.execute(
                         "INSERT INTO chunks (document_id, namespace_id, ordinal, text, char_start, char_end,"
                         " page, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (doc_row_id, ns_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
-                         chunk.page, vector.tobytes()),
+                        (
+                            doc_row_id,
+                            ns_id,
+                            chunk.ordinal,
+                            chunk.text,
+                            chunk.char_start,
+                            chunk.char_end,
+                            chunk.page,
+                            vector.tobytes(),
+                        ),
                     )
                     added.append(int(cur.lastrowid or 0))
                 log.debug("stored %s (%d chunks)", doc.doc_id, len(item.chunks))
@@ -191,8 +199,14 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, ns_id: int, item: PreparedDocument, now: float
     ) -> tuple[int, list[int]]:
         doc = item.document
-        values = (doc.source, doc.title, item.content_hash, json.dumps(dict(doc.metadata), sort_keys=True),
-                  doc.text, json.dumps(list(doc.page_starts)))
+        values = (
+            doc.source,
+            doc.title,
+            item.content_hash,
+            json.dumps(dict(doc.metadata), sort_keys=True),
+            doc.text,
+            json.dumps(list(doc.page_starts)),
+        )
         row = conn.execute(
             "SELECT id FROM documents WHERE namespace_id = ? AND doc_id = ?", (ns_id, doc.doc_id)
         ).fetchone()
@@ -293,17 +307,19 @@ class SQLiteStore:
     def vectors(self, keys: NDArray[np.int64] | None, namespace_id: int, dim: int) -> NDArray[np.float32]:
         """Vectors of ``keys`` (in that order), or of the whole namespace in key order when None."""
         if keys is None:
-            rows = self._conn().execute(
-                "SELECT vector FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,)
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute("SELECT vector FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,))
+                .fetchall()
+            )
             blobs = [r[0] for r in rows]
         else:
             by_key: dict[int, bytes] = {}
             for batch in _batches([int(k) for k in keys], 900):
                 marks = ",".join("?" * len(batch))
-                by_key.update(self._conn().execute(
-                    f"SELECT id, vector FROM chunks WHERE id IN ({marks})", batch
-                ).fetchall())
+                by_key.update(
+                    self._conn().execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", batch).fetchall()
+                )
             missing = [int(k) for k in keys if int(k) not in by_key]
             if missing:
                 raise NotFoundError(f"chunks {missing[:5]} are not in the store")
@@ -314,8 +330,10 @@ class SQLiteStore:
 
     def index_texts(self, keys: NDArray[np.int64] | None, namespace_id: int) -> tuple[NDArray[np.int64], list[str]]:
         """(keys, title-prefixed chunk texts) for the keyword index, in key order."""
-        sql = ("SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
-               " WHERE c.namespace_id = ?")
+        sql = (
+            "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " WHERE c.namespace_id = ?"
+        )
         rows: list[tuple[int, str, str]] = []
         if keys is None:
             rows = self._conn().execute(sql + " ORDER BY c.id", (namespace_id,)).fetchall()
@@ -337,19 +355,35 @@ class SQLiteStore:
                 batch,
             )
             for cid, doc_id, ns, text, source, title, start, end, page, meta in rows:
-                found[int(cid)] = ChunkRecord(int(cid), doc_id, ns, text, source, title, int(start), int(end),
-                                              None if page is None else int(page), json.loads(meta))
+                found[int(cid)] = ChunkRecord(
+                    int(cid),
+                    doc_id,
+                    ns,
+                    text,
+                    source,
+                    title,
+                    int(start),
+                    int(end),
+                    None if page is None else int(page),
+                    json.loads(meta),
+                )
         return found
 
-    def filter_table(self, namespace_id: int) -> tuple[list[str], list[dict[str, Any]], NDArray[np.int64], NDArray[np.int64]]:
+    def filter_table(
+        self, namespace_id: int
+    ) -> tuple[list[str], list[dict[str, Any]], NDArray[np.int64], NDArray[np.int64]]:
         """(doc ids, doc metadata, chunk keys, chunk's document position) for filter evaluation."""
-        docs = self._conn().execute(
-            "SELECT id, doc_id, metadata FROM documents WHERE namespace_id = ? ORDER BY id", (namespace_id,)
-        ).fetchall()
+        docs = (
+            self._conn()
+            .execute("SELECT id, doc_id, metadata FROM documents WHERE namespace_id = ? ORDER BY id", (namespace_id,))
+            .fetchall()
+        )
         position = {int(row_id): i for i, (row_id, _, _) in enumerate(docs)}
-        chunks = self._conn().execute(
-            "SELECT id, document_id FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,)
-        ).fetchall()
+        chunks = (
+            self._conn()
+            .execute("SELECT id, document_id FROM chunks WHERE namespace_id = ? ORDER BY id", (namespace_id,))
+            .fetchall()
+        )
         return (
             [str(d[1]) for d in docs],
             [json.loads(d[2]) for d in docs],
@@ -358,11 +392,15 @@ class SQLiteStore:
         )
 
     def get_document(self, namespace: str, doc_id: str) -> Document:
-        row = self._conn().execute(
-            "SELECT d.doc_id, d.text, d.source, d.title, d.metadata, d.page_starts FROM documents d"
-            " JOIN namespaces n ON n.id = d.namespace_id WHERE n.name = ? AND d.doc_id = ?",
-            (namespace, doc_id),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT d.doc_id, d.text, d.source, d.title, d.metadata, d.page_starts FROM documents d"
+                " JOIN namespaces n ON n.id = d.namespace_id WHERE n.name = ? AND d.doc_id = ?",
+                (namespace, doc_id),
+            )
+            .fetchone()
+        )
         if row is None:
             raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
         return Document(row[0], row[1], row[2], row[3], json.loads(row[4]), tuple(json.loads(row[5])))
@@ -375,17 +413,27 @@ class SQLiteStore:
             (namespace, limit, offset),
         )
         return [
-            {"doc_id": r[0], "source": r[1], "title": r[2], "metadata": json.loads(r[3]),
-             "updated_at": r[4], "chunks": int(r[5])}
+            {
+                "doc_id": r[0],
+                "source": r[1],
+                "title": r[2],
+                "metadata": json.loads(r[3]),
+                "updated_at": r[4],
+                "chunks": int(r[5]),
+            }
             for r in rows
         ]
 
     def stats(self) -> dict[str, Any]:
         db = sqlite_utils.Database(self._conn())
-        per_ns = self._conn().execute(
-            "SELECT n.name, (SELECT count(*) FROM documents d WHERE d.namespace_id = n.id),"
-            " (SELECT count(*) FROM chunks c WHERE c.namespace_id = n.id) FROM namespaces n ORDER BY n.name"
-        ).fetchall()
+        per_ns = (
+            self._conn()
+            .execute(
+                "SELECT n.name, (SELECT count(*) FROM documents d WHERE d.namespace_id = n.id),"
+                " (SELECT count(*) FROM chunks c WHERE c.namespace_id = n.id) FROM namespaces n ORDER BY n.name"
+            )
+            .fetchall()
+        )
         return {
             "documents": db["documents"].count,
             "chunks": db["chunks"].count,

@@ -18,8 +18,13 @@ pytestmark = pytest.mark.model
 
 def run(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "LOCALRAG_EMBED__THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "localrag.cli", "--data", str(data), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "localrag.cli", "--data", str(data), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_ingest_search_stats_delete(tmp_path: Path) -> None:

@@ -49,10 +49,12 @@ def verify(data: Path, must_have: dict[str, int]) -> int:
             document = rag.get_document(doc_id)
             spans = conn.execute(
                 "SELECT c.char_start, c.char_end, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
-                " WHERE d.namespace_id = ? AND d.doc_id = ? ORDER BY c.ordinal", (ns_id, doc_id)).fetchall()
+                " WHERE d.namespace_id = ? AND d.doc_id = ? ORDER BY c.ordinal",
+                (ns_id, doc_id),
+            ).fetchall()
             assert spans and len(spans) == row["chunks"], f"{doc_id} has no chunks (half-written)"
             assert spans[0][0] == 0 and spans[-1][1] == len(document.text.rstrip()), f"{doc_id} is incomplete"
-            for (start, end, text), (next_start, _, _) in zip(spans, spans[1:] + [(spans[-1][1], 0, "")]):
+            for (start, end, text), (next_start, _, _) in zip(spans, [*spans[1:], (spans[-1][1], 0, "")], strict=True):
                 assert text == document.text[start:end], f"{doc_id}: chunk text is not its span"
                 assert next_start <= end + 1, f"{doc_id}: a gap between chunks"
             token = document.text.split()[0]
@@ -69,10 +71,19 @@ def test_sigkill_mid_ingest_loses_no_committed_document(tmp_path: Path) -> None:
     must_have: dict[str, int] = {}
     kills_with_commits = 0
     for run in range(KILLS):
-        env = {**os.environ, "PYTHONPATH": str(TESTS.parent), "LOCALRAG_EMBED__THREADS": "1",
-               "LOCALRAG_INDEX__SAVE_EVERY_SECONDS": "0" if run % 2 else "30"}
-        child = subprocess.Popen([sys.executable, str(TESTS / "crash_child.py"), str(data), str(run)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(TESTS.parent),
+            "LOCALRAG_EMBED__THREADS": "1",
+            "LOCALRAG_INDEX__SAVE_EVERY_SECONDS": "0" if run % 2 else "30",
+        }
+        child = subprocess.Popen(
+            [sys.executable, str(TESTS / "crash_child.py"), str(data), str(run)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         time.sleep(rng.uniform(0.5, 4.0))
         child.send_signal(signal.SIGKILL)
         out, err = child.communicate(timeout=60)

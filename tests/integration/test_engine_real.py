@@ -106,7 +106,11 @@ def test_hnsw_recall_against_exact_on_real_embeddings(real_embedder) -> None:  #
 def test_default_settings_give_a_searchable_store_after_reopen(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     settings = Settings()
     with LocalRAG(tmp_path, settings=settings, embedder=real_embedder) as rag:
-        rag.add([Document("a", "Volcanoes erupt when magma rises through the crust."),
-                 Document("b", "Penguins live in the southern hemisphere.")])
+        rag.add(
+            [
+                Document("a", "Volcanoes erupt when magma rises through the crust."),
+                Document("b", "Penguins live in the southern hemisphere."),
+            ]
+        )
     with LocalRAG(tmp_path, settings=settings, embedder=real_embedder, read_only=True) as rag:
         assert rag.search("lava and eruptions", k=1, mode="dense")[0].doc_id == "a"

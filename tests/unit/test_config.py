@@ -37,5 +37,5 @@ def test_bad_settings_name_the_problem(overrides: dict, message: str) -> None:
 
 def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "localrag.toml").write_text("[search\n")
-    with pytest.raises(ConfigError, match="localrag.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"localrag\.toml is not valid TOML"):
         load_settings(tmp_path, env={})

@@ -1,4 +1,7 @@
-"""The engine on a real SQLite file and real FAISS/BM25, with the fake embedder (other layers are tested with real models)."""
+"""The engine on a real SQLite file and real FAISS/BM25, with the fake embedder.
+
+The real models are exercised in tests/integration.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +19,26 @@ from localrag.errors import ConfigError, FilterError, InvalidInputError, StoreLo
 from localrag.index.manager import DENSE_FILE, INDEX_DIR, KEYWORD_FILE
 from localrag.types import Document
 
-TOPICS = ["astronomy telescope stars", "cooking pasta sauce", "football goal league", "python code compiler",
-          "garden roses soil", "violin orchestra concert"]
+TOPICS = [
+    "astronomy telescope stars",
+    "cooking pasta sauce",
+    "football goal league",
+    "python code compiler",
+    "garden roses soil",
+    "violin orchestra concert",
+]
 
 
 def docs(n: int, prefix: str = "d") -> list[Document]:
-    return [Document(f"{prefix}{i}", f"Document {i} is about {TOPICS[i % len(TOPICS)]}. " * 3,
-                     title=f"Title {i}", metadata={"topic": TOPICS[i % len(TOPICS)].split()[0], "n": i,
-                                                   "tags": [f"t{i % 3}", f"u{i % 2}"]})
-            for i in range(n)]
+    return [
+        Document(
+            f"{prefix}{i}",
+            f"Document {i} is about {TOPICS[i % len(TOPICS)]}. " * 3,
+            title=f"Title {i}",
+            metadata={"topic": TOPICS[i % len(TOPICS)].split()[0], "n": i, "tags": [f"t{i % 3}", f"u{i % 2}"]},
+        )
+        for i in range(n)
+    ]
 
 
 def test_ingest_search_delete(fake_rag: LocalRAG) -> None:
@@ -172,8 +186,12 @@ def test_concurrent_searches_while_writing(fake_rag: LocalRAG) -> None:
 
 # -- filters against a brute-force oracle --------------------------------------------------
 
-FIELDS = {"color": st.sampled_from(["red", "green", "blue"]), "year": st.integers(1990, 2000),
-          "tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3, unique=True), "flag": st.booleans()}
+FIELDS = {
+    "color": st.sampled_from(["red", "green", "blue"]),
+    "year": st.integers(1990, 2000),
+    "tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3, unique=True),
+    "flag": st.booleans(),
+}
 
 
 @st.composite
@@ -189,8 +207,12 @@ def filters(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     op = draw(st.sampled_from(["$eq", "$ne", "$in", "$nin", "$exists"] + (["$gt", "$lte"] if field == "year" else [])))
     if op == "$exists":
         return {field: {op: draw(st.booleans())}}
-    scalar = {"color": FIELDS["color"], "year": FIELDS["year"], "tags": st.sampled_from(["x", "y", "z"]),
-              "flag": st.booleans()}[field]
+    scalar = {
+        "color": FIELDS["color"],
+        "year": FIELDS["year"],
+        "tags": st.sampled_from(["x", "y", "z"]),
+        "flag": st.booleans(),
+    }[field]
     if op in ("$in", "$nin"):
         return {field: {op: draw(st.lists(scalar, min_size=1, max_size=3))}}
     return {field: {op: draw(scalar)}}
@@ -198,12 +220,12 @@ def filters(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
 
 def oracle(flt: dict[str, Any], md: dict[str, Any]) -> bool:
     """Straight from Pinecone's documented semantics (missing fields match only $exists: false)."""
-    (key, value), = flt.items()
+    ((key, value),) = flt.items()
     if key == "$and":
         return all(oracle(f, md) for f in value)
     if key == "$or":
         return any(oracle(f, md) for f in value)
-    (op, operand), = value.items()
+    ((op, operand),) = value.items()
     if op == "$exists":
         return (key in md) == operand
     if key not in md:
@@ -226,8 +248,9 @@ def oracle(flt: dict[str, Any], md: dict[str, Any]) -> bool:
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(records=st.lists(metadata(), min_size=1, max_size=25), flt=filters(), k=st.integers(1, 8))
-def test_filtered_search_matches_oracle(tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, Any]],
-                                        flt: dict[str, Any], k: int) -> None:
+def test_filtered_search_matches_oracle(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, Any]], flt: dict[str, Any], k: int
+) -> None:
     path = tmp_path_factory.mktemp("filters")
     with LocalRAG(path, embedder=HashingEmbedder()) as rag:
         rag.add([Document(f"r{i}", f"record number {i} text", metadata=md) for i, md in enumerate(records)])

@@ -66,7 +66,7 @@ def test_remove_and_readd_replace(kind: str) -> None:
     index.add(keys, x)
     index.remove(np.array([5, 6, 999], dtype=np.int64))  # 999 is absent: no error
     assert len(index) == 98
-    assert 5 not in index.keys()
+    assert 5 not in index.keys().tolist()
     hits = index.search(x[0].reshape(1, -1), 3)[0]
     assert 5 not in [key for key, _ in hits]
     index.add(np.array([7], dtype=np.int64), x[0].reshape(1, -1))  # re-adding replaces

@@ -13,7 +13,7 @@ def test_rrf_sums_reciprocal_ranks() -> None:
     assert fused[2] == pytest.approx(1 / 62 + 1 / 61)
     assert fused[1] == pytest.approx(1 / 61)
     assert fused[3] == pytest.approx(1 / 62)
-    assert [key for key, _ in rrf([[(1, 9.0), (2, 8.0)], [(2, 0.5), (3, 0.4)]])][0] == 2
+    assert rrf([[(1, 9.0), (2, 8.0)], [(2, 0.5), (3, 0.4)]])[0][0] == 2
 
 
 def test_weighted_normalises_each_side() -> None:

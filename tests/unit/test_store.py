@@ -18,8 +18,12 @@ def prepared(doc_id: str, text: str, n_chunks: int = 2, metadata: dict | None = 
     step = max(1, len(text) // n_chunks)
     chunks = [Chunk(text[i * step : (i + 1) * step], i * step, (i + 1) * step, i) for i in range(n_chunks)]
     vectors = np.random.default_rng(len(text)).standard_normal((n_chunks, DIM)).astype(np.float32)
-    return PreparedDocument(Document(doc_id, text, source=f"/src/{doc_id}", title=doc_id.upper(),
-                                     metadata=metadata or {}), f"hash-{text}", chunks, vectors)
+    return PreparedDocument(
+        Document(doc_id, text, source=f"/src/{doc_id}", title=doc_id.upper(), metadata=metadata or {}),
+        f"hash-{text}",
+        chunks,
+        vectors,
+    )
 
 
 def test_write_replace_delete_with_change_log(tmp_path: Path) -> None:
@@ -37,7 +41,9 @@ def test_write_replace_delete_with_change_log(tmp_path: Path) -> None:
 
     ns_id = store.namespace_id("")
     assert ns_id is not None
-    assert sorted(store.chunk_keys(ns_id).tolist()) == sorted(first.added_keys[2:].tolist() + second.added_keys.tolist())
+    assert sorted(store.chunk_keys(ns_id).tolist()) == sorted(
+        first.added_keys[2:].tolist() + second.added_keys.tolist()
+    )
     vectors = store.vectors(second.added_keys, ns_id, DIM)
     assert vectors.shape == (3, DIM)
 
