@@ -72,6 +72,50 @@ class IngestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GenerateSettings:
+    providers: str = "llamacpp,extractive"  # fallback chain, in order: llamacpp, openai, extractive
+    model: str = "qwen2.5-coder-0.5b"  # a registry name or a path to any .gguf file
+    threads: int = 0  # 0: as many as the machine has cores; use 1 in tests and CI
+    n_ctx: int = 0  # 0: sized to the prompt (grown on demand up to the model's training context)
+    max_tokens: int = 256
+    temperature: float = 0.0
+    seed: int = 0
+    timeout_s: float = 300.0  # per provider call; past it the chain moves to the next provider
+    retries: int = 1  # extra attempts per provider on a transient failure
+    base_url: str = ""  # OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
+    api_key: str = ""
+    remote_model: str = ""  # the model name sent to the OpenAI-compatible server
+    cache_dir: str = ""  # where assembled GGUF files go; default $LOCALRAG_CACHE_DIR or ~/.cache/localrag
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSettings:
+    k: int = 5  # hits retrieved as context
+    context_tokens: int = 1536  # token budget of the sources in the prompt
+    system_template: str = ""  # empty: the built-in template (see localrag/generate/prompts.py)
+    user_template: str = ""
+    abstain_phrase: str = "I don't know based on the provided sources."
+    # strict: cite supported claims the model left uncited, and abstain when no claim is supported;
+    # attribute: only add the citations; off: only check the model's own [n] markers.
+    verify: Literal["strict", "attribute", "off"] = "strict"
+    min_support: float = 0.5  # share of a claim's new content words a passage must contain
+    rewrite_followups: bool = True
+    history_turns: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class VectorSettings:
+    """Where the dense side of the pipeline lives: local FAISS, or a Pinecone index via the official SDK."""
+
+    backend: Literal["faiss", "pinecone"] = "faiss"
+    host: str = ""  # the index's data-plane host, e.g. https://docs-abc123.svc.pinecone.io
+    index: str = ""  # or the index name, resolved to a host through the control plane
+    control_host: str = ""  # control plane; empty: the SDK's default (https://api.pinecone.io)
+    api_key_env: str = "PINECONE_API_KEY"  # the environment variable holding the API key
+    namespace_prefix: str = "localrag-"  # Pinecone namespace of a localrag namespace: prefix + its id
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
@@ -79,6 +123,9 @@ class Settings:
     bm25: BM25Settings = field(default_factory=BM25Settings)
     search: SearchSettings = field(default_factory=SearchSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    vector: VectorSettings = field(default_factory=VectorSettings)
+    generate: GenerateSettings = field(default_factory=GenerateSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Settings:
         """A copy with ``{"section": {"field": value}}`` applied and validated."""
@@ -137,6 +184,10 @@ def _check_ranges(section: Any, section_name: str) -> None:
         raise ConfigError(f"search.alpha must lie in [0, 1]; got {section.alpha}")
     if isinstance(section, ChunkSettings) and section.overlap_tokens >= section.chunk_tokens:
         raise ConfigError("chunk.overlap_tokens must be smaller than chunk.chunk_tokens")
+    if isinstance(section, AnswerSettings) and section.k < 1:
+        raise ConfigError("answer.k must be at least 1")
+    if isinstance(section, AnswerSettings) and not 0.0 <= section.min_support <= 1.0:
+        raise ConfigError(f"answer.min_support must lie in [0, 1]; got {section.min_support}")
 
 
 def load_settings(data_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

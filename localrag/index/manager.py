@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class IndexManager:
         """Apply this process's own committed write without re-reading it from the store."""
         space = self._spaces.get(result.namespace_id)
         if space is None:
-            space = self._spaces[result.namespace_id] = self._empty()
+            space = self._spaces[result.namespace_id] = self._empty(result.namespace_id)
         if len(result.removed_keys):
             space.dense.remove(result.removed_keys)
             space.keyword.remove(result.removed_keys)
@@ -119,15 +120,29 @@ class IndexManager:
         self.generation = self.store.generation()
 
     # -- internals -------------------------------------------------------------------
-    def _empty(self) -> NamespaceIndexes:
+    def _empty(self, ns_id: int) -> NamespaceIndexes:
         bm = self.settings.bm25
         tokenizer = TextTokenizer(stem=bm.stem, stopwords=bm.stopwords)
-        return NamespaceIndexes(FaissIndex(self.dim, self.settings.index), BM25Index(tokenizer, k1=bm.k1, b=bm.b))
+        return NamespaceIndexes(self._new_dense(ns_id), BM25Index(tokenizer, k1=bm.k1, b=bm.b))
+
+    def _new_dense(self, ns_id: int) -> Any:
+        if self.settings.vector.backend == "pinecone":
+            from localrag.pinecone.remote import PineconeVectorIndex
+
+            return PineconeVectorIndex.create(self.settings.vector, self.dim, ns_id)
+        return FaissIndex(self.dim, self.settings.index)
+
+    def _load_dense(self, path: Path, ns_id: int) -> tuple[Any, int]:
+        if self.settings.vector.backend == "pinecone":
+            from localrag.pinecone.remote import PineconeVectorIndex
+
+            return PineconeVectorIndex.load(path, self.settings.vector, ns_id)
+        return FaissIndex.load(path, self.settings.index)
 
     def _load_namespace(self, ns_id: int, target: int) -> NamespaceIndexes:
         folder = self.directory / str(ns_id)
         try:
-            dense, dense_stamp = FaissIndex.load(folder / DENSE_FILE, self.settings.index)
+            dense, dense_stamp = self._load_dense(folder / DENSE_FILE, ns_id)
             keyword, keyword_stamp = BM25Index.load(folder / KEYWORD_FILE)
         except FileNotFoundError:
             log.info("namespace %d has no saved indexes: building them from the store", ns_id)
@@ -172,7 +187,7 @@ class IndexManager:
         log.debug("namespace %d: replayed %d removals, %d additions", ns_id, len(removed), len(added))
 
     def _rebuild(self, ns_id: int) -> NamespaceIndexes:
-        space = self._empty()
+        space = self._empty(ns_id)
         self._add_from_store(ns_id, space, None)
         space.dirty = True
         return space
