@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import netguard  # noqa: E402
+import netguard
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,11 +69,11 @@ def sample_texts(n: int) -> list[str]:
         with corpus.open(encoding="utf-8") as fh:
             for line in fh:
                 record = json.loads(line)
-                texts.append(f"{record['title']}. {record['text']}"[:1000])
+                texts.append(f"{record['title']}. {record['text']}"[:300])
                 if len(texts) == n:
                     return texts
     rng = random.Random(0)
-    subjects = "the enzyme|a protein|the vaccine|this gene|the patient cohort|a bacterium|the cell line".split("|")
-    verbs = "inhibits|activates|reduces|increases|binds|regulates|predicts".split("|")
-    objects = "tumour growth|insulin release|blood pressure|immune response|bone density|viral load".split("|")
+    subjects = ["the enzyme", "a protein", "the vaccine", "this gene", "the patient cohort", "a bacterium", "the cell line"]
+    verbs = ["inhibits", "activates", "reduces", "increases", "binds", "regulates", "predicts"]
+    objects = ["tumour growth", "insulin release", "blood pressure", "immune response", "bone density", "viral load"]
     return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} in study {i}" for i in range(n)]

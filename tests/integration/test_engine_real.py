@@ -87,7 +87,7 @@ def test_pdf_and_docx_pages_and_spans(rag: LocalRAG, tmp_path: Path) -> None:
 
 
 def test_hnsw_recall_against_exact_on_real_embeddings(real_embedder) -> None:  # type: ignore[no-untyped-def]
-    texts = sample_texts(3000)
+    texts = sample_texts(2000)
     vectors = real_embedder.embed_documents(texts)
     keys = np.arange(1, len(texts) + 1, dtype=np.int64)
     exact = FaissIndex(vectors.shape[1], IndexSettings())
@@ -95,7 +95,7 @@ def test_hnsw_recall_against_exact_on_real_embeddings(real_embedder) -> None:  #
     exact.add(keys, vectors)
     approx.add(keys, vectors)
     assert (exact.kind, approx.kind) == ("flat", "hnsw")
-    queries = real_embedder.embed_documents([t[:80] for t in texts[::30]])
+    queries = real_embedder.embed_documents([t[:80] for t in texts[::20]])
     found = total = 0
     for truth, got in zip(exact.search(queries, 10), approx.search(queries, 10), strict=True):
         found += len({k for k, _ in truth} & {k for k, _ in got})

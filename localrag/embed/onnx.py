@@ -1,0 +1,102 @@
+"""Sentence embeddings with onnxruntime: no torch at query or ingest time.
+
+The ONNX graph returns ``last_hidden_state``; pooling is done here, as sentence-transformers
+does for this model: the mean over real (unmasked) tokens, then L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from localrag.embed.tokenizer import ModelTokenizer
+from localrag.errors import ModelNotFoundError
+from localrag.protocols import Vectors
+
+log = logging.getLogger(__name__)
+
+OUTPUT = "last_hidden_state"
+
+
+class OnnxEmbedder:
+    """Implements ``Embedder`` on an ONNX encoder and the model's ``tokenizer.json``."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        tokenizer_folder: Path,
+        threads: int = 1,
+        batch_size: int = 32,
+        max_tokens: int = 256,
+        *,
+        name: str = "onnx",
+        vector_space: str = "",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.name = name
+        self.batch_size = batch_size
+        self._tokenizer = ModelTokenizer(tokenizer_folder, max_tokens=max_tokens)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(0, threads)  # 0: onnxruntime uses every core
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        try:
+            self._session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own Fail/NoSuchFile/InvalidGraph classes
+            raise ModelNotFoundError(f"cannot load ONNX model {model_path}: {e}") from e
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self.dim = self._output_dim()
+        self.vector_space = vector_space or name  # read by the engine to refuse mixed vectors
+
+    def _output_dim(self) -> int:
+        output = next((o for o in self._session.get_outputs() if o.name == OUTPUT), None)
+        if output is None:
+            raise ModelNotFoundError(f"ONNX model {self.name} has no {OUTPUT!r} output")
+        last = output.shape[-1] if output.shape else None
+        if isinstance(last, int):
+            return last
+        return int(self._run(self._tokenizer.encode_batch(["dimension probe"])).shape[1])
+
+    @property
+    def tokenizer(self) -> ModelTokenizer:
+        return self._tokenizer
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        """(n, dim) float32, L2-normalised; batches are formed from texts of similar token length."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode(texts)
+        # Sorting by length keeps padding (wasted compute) small; rows go back to input order.
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(encodings), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._run(self._tokenizer.pad([encodings[i] for i in rows]))
+        return out
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.embed_documents([text])[0]
+
+    def _run(self, batch: dict[str, np.ndarray]) -> Vectors:
+        feed = {name: array for name, array in batch.items() if name in self._inputs}
+        (hidden,) = self._session.run([OUTPUT], feed)
+        return mean_pool(np.asarray(hidden, dtype=np.float32), batch["attention_mask"])
+
+
+def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> Vectors:
+    """Mean of the unmasked token vectors, L2-normalised: (batch, seq, dim) -> (batch, dim)."""
+    mask = attention_mask.astype(np.float32)[:, :, None]
+    summed = (hidden * mask).sum(axis=1)
+    counts = np.maximum(mask.sum(axis=1), 1e-9)
+    pooled = summed / counts
+    norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return (pooled / norms).astype(np.float32, copy=False)
