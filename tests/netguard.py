@@ -14,6 +14,7 @@ violations: list[str] = []
 _original_connect = socket.socket.connect
 _original_connect_ex = socket.socket.connect_ex
 _original_sendto = socket.socket.sendto
+_original_getaddrinfo = socket.getaddrinfo
 
 
 class NonLoopbackConnection(RuntimeError):
@@ -54,7 +55,17 @@ def _sendto(self: socket.socket, data: bytes, *args: Any) -> int:
     return _original_sendto(self, data, *args)  # type: ignore[call-overload]
 
 
+def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    # A lookup of any other name would send a DNS query: refuse it before it leaves.
+    if host is not None and not _is_loopback(host.decode() if isinstance(host, bytes) else str(host)):
+        message = f"blocked a DNS lookup of non-loopback host {host!r}"
+        violations.append(message)
+        raise NonLoopbackConnection(message)
+    return _original_getaddrinfo(host, *args, **kwargs)
+
+
 def install() -> None:
     socket.socket.connect = _connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _connect_ex  # type: ignore[method-assign]
     socket.socket.sendto = _sendto  # type: ignore[method-assign]
+    socket.getaddrinfo = _getaddrinfo
