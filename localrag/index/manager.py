@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 INDEX_DIR = "indexes"
 DENSE_FILE = "dense.npz"
 KEYWORD_FILE = "keyword.npz"
+# Generations of change log kept after a save, so reader processes that fell a little behind
+# catch up by replay instead of rebuilding.
+CHANGE_LOG_KEEP = 1000
 
 
 @dataclass(slots=True)
@@ -99,7 +102,7 @@ class IndexManager:
 
     # -- persistence -----------------------------------------------------------------
     def save(self, force: bool = False) -> None:
-        """Write dirty indexes (writer only); then forget change-log entries all files have."""
+        """Write dirty indexes (writer only); then forget change-log entries far behind them."""
         if not force and time.monotonic() - self._last_save < self.settings.index.save_every_seconds:
             return
         wrote = False
@@ -111,8 +114,8 @@ class IndexManager:
                 space.dirty = False
                 wrote = True
         self._last_save = time.monotonic()
-        if wrote:
-            self.store.prune_changes(self.generation)
+        if wrote and self.generation > CHANGE_LOG_KEEP:
+            self.store.prune_changes(self.generation - CHANGE_LOG_KEEP)
 
     def rebuild(self, ns_id: int | None = None) -> None:
         for nid in [ns_id] if ns_id is not None else sorted(self.store.namespaces().values()):

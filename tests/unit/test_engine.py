@@ -260,3 +260,16 @@ def test_filtered_search_matches_oracle(
             got = [h.doc_id for h in hits]
             assert set(got) <= expected, (flt, mode)
             assert len(got) == min(k, len(expected)), (flt, mode)  # filtered before top-k
+
+
+def test_reader_behind_a_pruned_change_log_rebuilds(tmp_path: Path, fake_embedder: HashingEmbedder) -> None:
+    writer = LocalRAG(tmp_path, embedder=fake_embedder)
+    writer.add(docs(3))
+    reader = LocalRAG(tmp_path, embedder=fake_embedder, read_only=True)
+    writer.add(Document("late", "an entry about lighthouses and fog"))
+    writer.delete(doc_ids=["d0"])
+    writer.store.prune_changes(writer.store.generation())  # the log no longer reaches the reader
+    assert reader.search("lighthouses fog", k=1, mode="keyword")[0].doc_id == "late"
+    assert "d0" not in {h.doc_id for h in reader.search("astronomy", k=10)}
+    reader.close()
+    writer.close()
