@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ingest-docs", type=int, default=1000)
-    parser.add_argument("--rank-bm25-queries", type=int, default=50)
+    parser.add_argument("--rank-bm25-queries", type=int, default=100)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "retrieval.json")
     args = parser.parse_args()
 

@@ -113,3 +113,26 @@ def test_wrong_dimension_is_refused() -> None:
     with pytest.raises(DimensionMismatchError, match="NaN"):
         index.add(np.array([1], dtype=np.int64), np.full((1, 16), np.nan, dtype=np.float32))
     assert len(index) == 0
+
+
+def test_sq8_candidates_with_exact_rescoring_match_brute_force(tmp_path: Path) -> None:
+    x = unit_vectors(25_000, 16, seed=5)
+    keys = np.arange(1, 25_001, dtype=np.int64)
+    index = make("flat")
+    index.add(keys, x)
+    assert index._sq8 is not None  # past _SQ8_MIN the scan runs on the int8 copy
+    queries = unit_vectors(30, 16, seed=6)
+    allow = keys[::7]
+    for q in queries:
+        got = index.search(q.reshape(1, -1), 10)[0]
+        assert [key for key, _ in got] == oracle(x, keys, q, 10)
+        assert got[0][1] == pytest.approx(float(x[got[0][0] - 1] @ q), abs=1e-5)  # exact float scores
+        assert [key for key, _ in index.search(q.reshape(1, -1), 10, allow)[0]] == oracle(x, keys, q, 10, allow)
+    index.remove(keys[:5000])
+    assert len(index) == 20_000 and index._sq8.ntotal == 20_000
+    q = queries[0]
+    assert [key for key, _ in index.search(q.reshape(1, -1), 10)[0]] == oracle(x[5000:], keys[5000:], q, 10)
+    index.save(tmp_path / "dense.npz", stamp=1)
+    loaded, _ = FaissIndex.load(tmp_path / "dense.npz")
+    assert loaded._sq8 is not None
+    assert loaded.search(q.reshape(1, -1), 10) == index.search(q.reshape(1, -1), 10)
