@@ -73,7 +73,15 @@ def sample_texts(n: int) -> list[str]:
                 if len(texts) == n:
                     return texts
     rng = random.Random(0)
-    subjects = ["the enzyme", "a protein", "the vaccine", "this gene", "the patient cohort", "a bacterium", "the cell line"]
+    subjects = [
+        "the enzyme",
+        "a protein",
+        "the vaccine",
+        "this gene",
+        "the patient cohort",
+        "a bacterium",
+        "the cell line",
+    ]
     verbs = ["inhibits", "activates", "reduces", "increases", "binds", "regulates", "predicts"]
     objects = ["tumour growth", "insulin release", "blood pressure", "immune response", "bone density", "viral load"]
     return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} in study {i}" for i in range(n)]

@@ -15,7 +15,28 @@ netguard.install()
 from localrag.engine import LocalRAG  # noqa: E402
 from localrag.types import Document  # noqa: E402
 
-WORDS = ["river", "stone", "light", "paper", "garden", "engine", "signal", "harbor", "winter", "orbit", "copper", "lantern", "meadow", "thunder", "canvas", "anchor", "violet", "marble", "falcon", "pepper"]
+WORDS = [
+    "river",
+    "stone",
+    "light",
+    "paper",
+    "garden",
+    "engine",
+    "signal",
+    "harbor",
+    "winter",
+    "orbit",
+    "copper",
+    "lantern",
+    "meadow",
+    "thunder",
+    "canvas",
+    "anchor",
+    "violet",
+    "marble",
+    "falcon",
+    "pepper",
+]
 
 
 def make_doc(run: int, n: int, rng: random.Random, version: int = 0) -> Document:
