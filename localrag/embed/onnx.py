@@ -44,6 +44,9 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(0, threads)  # 0: onnxruntime uses every core
         options.inter_op_num_threads = 1
+        # Idle worker threads would spin for a while after each run, taking the CPU from the FAISS
+        # and BM25 work that follows a query embedding: measured 0.65 -> 4.3 ms per FAISS call on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # warnings about unused initializers are noise here
