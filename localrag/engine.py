@@ -7,19 +7,24 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localrag.config import Settings, load_settings
 from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.index.manager import IndexManager
 from localrag.ingest.loaders import load_many
 from localrag.ingest.pipeline import IngestPipeline, Progress
-from localrag.protocols import Embedder
+from localrag.protocols import Embedder, Generator
 from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
 from localrag.store.lock import WriterLock
 from localrag.store.sqlite import SQLiteStore, WriteResult
 from localrag.types import Document, FusionMethod, Hit, IngestReport, SearchMode, SearchRequest, SearchResult, SkippedFile
+
+if TYPE_CHECKING:
+    from localrag.answer.chat import ChatSession
+    from localrag.answer.pipeline import AnswerPipeline
+    from localrag.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,7 @@ class LocalRAG:
         *,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
+        generator: Generator | None = None,
         read_only: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -52,6 +58,8 @@ class LocalRAG:
         self._write_mutex = threading.Lock()
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self._generator = generator
+        self._answers: AnswerPipeline | None = None
         self._pipeline: IngestPipeline | None = None
         self._closed = False
         if embedder is not None:
@@ -259,6 +267,45 @@ class LocalRAG:
                         {"vector_index": space.dense.kind, "vectors": len(space.dense), "keyword_docs": len(space.keyword)}
                     )
         return stats
+
+    # -- answers (the logic lives in localrag.answer) ------------------------------------
+    @property
+    def answers(self) -> AnswerPipeline:
+        """The ask pipeline; its generator chain (``generate.providers``) loads on first use."""
+        if self._answers is None:
+            with self._embedder_lock:
+                if self._answers is None:
+                    from localrag.answer.pipeline import AnswerPipeline
+                    from localrag.generate.factory import build_generator
+
+                    settings = self.settings
+                    generator = self._generator or build_generator(settings.generate, settings.answer)
+                    self._answers = AnswerPipeline(self, generator, settings.generate, settings.answer)
+        return self._answers
+
+    def ask(self, question: str, **options: Any) -> Answer:
+        """Answer ``question`` from the indexed documents with verified citations.
+
+        Options: ``k``, ``mode``, ``filter``, ``namespace``, ``max_tokens``, ``temperature``.
+        """
+        return self.answers.ask(question, **options)
+
+    def stream(self, question: str, **options: Any) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as they are generated, then the final ``Answer``."""
+        return self.answers.stream(question, **options)
+
+    async def aask(self, question: str, **options: Any) -> Answer:
+        return await self.answers.aask(question, **options)
+
+    def ask_many(self, questions: Sequence[str], *, concurrency: int = 1, **options: Any) -> list[Answer]:
+        """Answer a batch (retrieval batched; generation ``concurrency`` at a time)."""
+        return self.answers.ask_many(questions, concurrency=concurrency, **options)
+
+    def chat(self, **options: Any) -> ChatSession:
+        """A conversation: follow-ups are rewritten into standalone questions before retrieval."""
+        from localrag.answer.chat import ChatSession
+
+        return ChatSession(self.answers, **options)
 
 
 def _check_namespace(namespace: str) -> None:

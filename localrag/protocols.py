@@ -7,14 +7,14 @@ matches whenever k keys are allowed (single-stage filtering, as Pinecone does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 
-from localrag.types import Hit
+from localrag.types import Completion, Hit, Prompt
 
 Keys = NDArray[np.int64]
 Vectors = NDArray[np.float32]
@@ -93,3 +93,37 @@ class KeywordIndex(Protocol):
 @runtime_checkable
 class Reranker(Protocol):
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int) -> list[Hit]: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A text generator behind the answer pipeline (llama.cpp, OpenAI-compatible HTTP, extractive).
+
+    ``stream`` yields text pieces and ends with the ``Completion`` (with token usage)
+    whose text is the pieces joined.
+    """
+
+    @property
+    def name(self) -> str:
+        """The provider's name (``llamacpp``, ``openai``, ``extractive``, ...)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model that answers."""
+        ...
+
+    def generate(
+        self, prompt: Prompt, *, max_tokens: int, temperature: float, stop: Sequence[str] = ()
+    ) -> Completion: ...
+
+    def stream(
+        self, prompt: Prompt, *, max_tokens: int, temperature: float, stop: Sequence[str] = ()
+    ) -> Iterator[str | Completion]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    @property
+    def context_window(self) -> int:
+        """The most tokens (prompt plus completion) one call can hold."""
+        ...

@@ -112,3 +112,99 @@ class SearchResult:
 
     hits: tuple[Hit, ...]
     timings: Mapping[str, float] = field(default_factory=dict)
+
+
+# -- answers (generation) ------------------------------------------------------------
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One numbered source as a generator sees it (``[number]`` in the prompt)."""
+
+    number: int
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """What a generator receives: chat messages, plus the question and numbered passages
+    for providers that work without a language model (the extractive one)."""
+
+    messages: tuple[ChatMessage, ...]
+    question: str = ""
+    passages: tuple[Passage, ...] = ()
+    abstain_phrase: str = ""
+    task: Literal["answer", "rewrite"] = "answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str = ""
+    finish_reason: str = ""
+    provider: str = ""
+    cached_prompt_tokens: int = 0  # prompt tokens reused from the previous call's KV cache
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A ``[number]`` of the answer, resolved to the document span it points at.
+
+    ``char_start``/``char_end`` cover the whole passage given to the model (merged
+    chunks of one document); ``quote`` is the passage sentence that best supports the
+    cited claim, at ``document.text[quote_start:quote_end]``. ``support`` is the share of
+    the claim's content words (those not already in the question) found in the passage;
+    ``attributed`` marks a citation the engine added to a claim the model left uncited.
+    """
+
+    number: int
+    doc_id: str
+    source: str
+    chunk_id: int
+    char_start: int
+    char_end: int
+    page: int | None
+    quote: str
+    quote_start: int
+    quote_end: int
+    title: str = ""
+    namespace: str = ""
+    chunk_ids: tuple[int, ...] = ()
+    support: float = 0.0
+    attributed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A generated answer with its verified citations, the context hits, timings (ms) and usage.
+
+    ``invalid_citations`` lists the ``[n]`` the model wrote that named no source in its
+    context; they were removed from ``text``. ``generated_text`` is what the model wrote (and
+    what ``stream`` yielded); ``text`` is it after verification: citations added to supported
+    claims, or the abstention phrase when no claim was supported by the sources.
+    ``support`` is the share of the answer's sentences that the sources support.
+    """
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    timings: Mapping[str, float] = field(default_factory=dict)
+    usage: Mapping[str, int] = field(default_factory=dict)
+    model: str = ""
+    provider: str = ""
+    abstained: bool = False
+    invalid_citations: tuple[int, ...] = ()
+    standalone_question: str = ""
+    generated_text: str = ""
+    support: float = 0.0

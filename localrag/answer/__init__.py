@@ -1,0 +1,1 @@
+"""Answers: context building, citation checking and the ask pipeline."""

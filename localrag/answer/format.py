@@ -1,0 +1,67 @@
+"""Answers as JSON-ready dicts and as terminal text (used by the CLI and servers)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from localrag.types import Answer, Citation, Hit
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    return {"chunk_id": hit.chunk_id, "doc_id": hit.doc_id, "score": hit.score, "scores": dict(hit.scores),
+            "title": hit.title, "source": hit.source, "page": hit.page, "char_start": hit.char_start,
+            "char_end": hit.char_end, "namespace": hit.namespace, "metadata": dict(hit.metadata),
+            "text": hit.text}
+
+
+def citation_dict(citation: Citation) -> dict[str, Any]:
+    data = asdict(citation)
+    data["chunk_ids"] = list(citation.chunk_ids)
+    return data
+
+
+def answer_dict(answer: Answer) -> dict[str, Any]:
+    return {
+        "question": answer.question,
+        "standalone_question": answer.standalone_question or None,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [citation_dict(c) for c in answer.citations],
+        "invalid_citations": list(answer.invalid_citations),
+        "model": answer.model,
+        "provider": answer.provider,
+        "usage": dict(answer.usage),
+        "timings_ms": {k: round(v, 2) for k, v in answer.timings.items()},
+        "hits": [hit_dict(h) for h in answer.hits],
+    }
+
+
+def format_sources(answer: Answer, width: int = 300) -> str:
+    """One block per citation: ``[n] title (file, page, chars a-b)`` and the quoted sentence."""
+    if not answer.citations:
+        return ""
+    lines = ["Sources:"]
+    for c in answer.citations:
+        where = Path(c.source).name if c.source else c.doc_id
+        page = f", p. {c.page}" if c.page else ""
+        span = f"chars {c.quote_start}-{c.quote_end}"
+        lines.append(f"  [{c.number}] {c.title or c.doc_id} ({where}{page}, {span})")
+        quote = " ".join(c.quote.split())
+        lines.append(f"      \"{quote[:width]}{'…' if len(quote) > width else ''}\"")
+    return "\n".join(lines)
+
+
+def format_footer(answer: Answer) -> str:
+    t = answer.timings
+    usage = answer.usage
+    parts = [f"{answer.provider or 'none'}:{answer.model}" if answer.model else "no model call"]
+    if answer.model:
+        parts.append(f"first token {t.get('first_token', 0) / 1000:.2f}s")
+    parts.append(f"total {t.get('total', 0) / 1000:.2f}s")
+    if usage.get("completion_tokens"):
+        parts.append(f"{usage.get('prompt_tokens', 0)}+{usage['completion_tokens']} tokens")
+    if answer.invalid_citations:
+        parts.append("removed invalid citations " + ", ".join(f"[{n}]" for n in answer.invalid_citations))
+    return "(" + "; ".join(parts) + ")"

@@ -1,0 +1,216 @@
+"""The ask pipeline: retrieve → (rerank) → build context → generate → check citations → Answer.
+
+``ask`` is the stream consumed to its end, so the streamed pieces joined, the streamed
+final Answer and ``ask`` always agree. Timings are milliseconds per stage: ``retrieve``,
+``rerank``, ``build``, ``first_token`` (from the generation's start), ``generate`` and
+``total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from localrag.answer.citations import MarkerFilter
+from localrag.answer.context import Context, ContextBuilder
+from localrag.answer.grounding import verify
+from localrag.config import AnswerSettings, GenerateSettings
+from localrag.errors import InvalidInputError, NotFoundError
+from localrag.generate.base import GenerationError
+from localrag.generate.prompts import PromptTemplates
+from localrag.protocols import Generator, Reranker
+from localrag.types import Answer, Completion, Hit, SearchMode, SearchRequest
+
+if TYPE_CHECKING:
+    from localrag.engine import LocalRAG
+
+log = logging.getLogger(__name__)
+
+_MIN_BUDGET = 64
+
+
+@dataclass(frozen=True, slots=True)
+class AskOptions:
+    k: int | None = None
+    mode: SearchMode | None = None
+    filter: Mapping[str, Any] | None = None
+    namespace: str = ""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    search_query: str | None = None  # retrieve with this text instead of the question (chat follow-ups)
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def is_abstention(text: str, phrase: str) -> bool:
+    """Whether ``text`` is (or opens with) the abstention phrase, ignoring case and punctuation."""
+    said, wanted = _normalised(text), _normalised(phrase)
+    return not said or said.startswith(wanted) or (wanted in said and "[" not in text)
+
+
+class AnswerPipeline:
+    def __init__(
+        self,
+        rag: LocalRAG,
+        generator: Generator,
+        generate: GenerateSettings,
+        answer: AnswerSettings,
+        reranker: Reranker | None = None,
+    ) -> None:
+        self.rag = rag
+        self.generator = generator
+        self.generate_settings = generate
+        self.settings = answer
+        self.reranker = reranker
+        self.templates = PromptTemplates.from_settings(answer.system_template, answer.user_template,
+                                                       answer.abstain_phrase)
+
+    # -- public API --------------------------------------------------------------------
+    def ask(self, question: str, **options: Any) -> Answer:
+        final: Answer | None = None
+        for item in self.stream(question, **options):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
+
+    def stream(self, question: str, **options: Any) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as they are generated, then the final Answer."""
+        opts = AskOptions(**options)
+        started = time.perf_counter()
+        hits, timings = self._retrieve([opts.search_query or question], opts)[0]
+        yield from self._answer(question, hits, timings, opts, started)
+
+    async def aask(self, question: str, **options: Any) -> Answer:
+        return await asyncio.to_thread(self.ask, question, **options)
+
+    def ask_many(self, questions: Sequence[str], *, concurrency: int = 1, **options: Any) -> list[Answer]:
+        """Answer several questions: one batched retrieval, then generation (``concurrency`` at a time;
+        a local model still runs one generation at a time)."""
+        opts = AskOptions(**options)
+        started = time.perf_counter()
+        retrieved = self._retrieve(list(questions), opts)
+
+        def one(i: int) -> Answer:
+            final: Answer | None = None
+            for item in self._answer(questions[i], retrieved[i][0], retrieved[i][1], opts, started):
+                if isinstance(item, Answer):
+                    final = item
+            assert final is not None
+            return final
+
+        if concurrency <= 1 or len(questions) <= 1:
+            return [one(i) for i in range(len(questions))]
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(one, range(len(questions))))
+
+    # -- stages ------------------------------------------------------------------------
+    def _retrieve(
+        self, questions: Sequence[str], opts: AskOptions
+    ) -> list[tuple[list[Hit], dict[str, float]]]:
+        for question in questions:
+            if not isinstance(question, str) or not question.strip():
+                raise InvalidInputError("question must be a non-empty string")
+        k = opts.k or self.settings.k
+        depth = k * 4 if self.reranker is not None else k
+        mode = opts.mode or self.rag.settings.search.mode
+        requests = [SearchRequest(q, depth, mode, opts.namespace, opts.filter) for q in questions]
+        t0 = time.perf_counter()
+        results = self.rag.retrieve(requests)
+        retrieve_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
+        out = []
+        for question, result in zip(questions, results, strict=True):
+            hits = list(result.hits)
+            rerank_ms = 0.0
+            if self.reranker is not None and hits:
+                t1 = time.perf_counter()
+                hits = self.reranker.rerank(question, hits, k)
+                rerank_ms = (time.perf_counter() - t1) * 1000
+            out.append((hits[:k], {"retrieve": retrieve_ms, "rerank": rerank_ms}))
+        return out
+
+    def build_context(self, question: str, hits: Sequence[Hit], max_tokens: int) -> Context:
+        count = self.generator.count_tokens
+        room = self.generator.context_window - max_tokens - self.templates.overhead_tokens(count, question)
+        budget = max(_MIN_BUDGET, min(self.settings.context_tokens, room))
+        builder = ContextBuilder(count, budget, document_text=self._document_text)
+        return builder.build(hits)
+
+    def _document_text(self, namespace: str, doc_id: str) -> str | None:
+        try:
+            return self.rag.get_document(doc_id, namespace).text
+        except NotFoundError:
+            return None
+
+    def _answer(
+        self, question: str, hits: list[Hit], timings: dict[str, float], opts: AskOptions, started: float
+    ) -> Iterator[str | Answer]:
+        max_tokens = opts.max_tokens or self.generate_settings.max_tokens
+        temperature = self.generate_settings.temperature if opts.temperature is None else opts.temperature
+        t_build = time.perf_counter()
+        context = self.build_context(question, hits, max_tokens) if hits else Context(())
+        timings = {**timings, "build": (time.perf_counter() - t_build) * 1000}
+        phrase = self.templates.abstain_phrase
+        if not context.sources:  # nothing retrieved: abstain without asking a model
+            yield phrase
+            timings.update(first_token=0.0, generate=0.0, total=(time.perf_counter() - started) * 1000)
+            yield Answer(question, phrase, (), tuple(hits), timings, {}, "", "", True, generated_text=phrase)
+            return
+        prompt = self.templates.build(question, context.passages())
+        cleaner = MarkerFilter({s.number for s in context.sources})
+        pieces: list[str] = []
+        completion: Completion | None = None
+        t_gen = time.perf_counter()
+        first_token = 0.0
+        stream = self.generator.stream(prompt, max_tokens=max_tokens, temperature=temperature, stop=())
+        try:
+            for item in stream:
+                if isinstance(item, Completion):
+                    completion = item
+                    continue
+                if not first_token:
+                    first_token = (time.perf_counter() - t_gen) * 1000
+                cleaned = cleaner.feed(item)
+                if cleaned:
+                    pieces.append(cleaned)
+                    yield cleaned
+        finally:
+            close: Callable[[], None] | None = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        tail = cleaner.flush()
+        if tail:
+            pieces.append(tail)
+            yield tail
+        if completion is None:
+            raise GenerationError("the generator's stream ended without a completion")
+        timings.update(first_token=first_token, generate=(time.perf_counter() - t_gen) * 1000)
+        generated = "".join(pieces)
+        mode = self.settings.verify
+        verified = verify(generated, context, question, min_support=self.settings.min_support,
+                          attribute=mode != "off")
+        text = verified.text
+        abstained = is_abstention(generated, phrase)
+        if not abstained and mode == "strict" and verified.supported == 0:
+            log.info("no sentence of the answer is supported by the sources; abstaining: %r", generated)
+            text, abstained = phrase, True
+        usage = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                 "cached_prompt_tokens": completion.cached_prompt_tokens,
+                 "total_tokens": completion.prompt_tokens + completion.completion_tokens}
+        timings["total"] = (time.perf_counter() - started) * 1000
+        used = {chunk_id for source in context.sources for chunk_id in source.chunk_ids}
+        yield Answer(
+            question=question, text=text, citations=() if abstained else verified.citations,
+            hits=tuple(h for h in hits if h.chunk_id in used),
+            timings=timings, usage=usage, model=completion.model, provider=completion.provider,
+            abstained=abstained, invalid_citations=tuple(cleaner.invalid), generated_text=generated,
+            support=0.0 if abstained else verified.support,
+        )

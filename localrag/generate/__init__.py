@@ -1,0 +1,1 @@
+"""Generators: llama.cpp, OpenAI-compatible HTTP, extractive, and the fallback chain."""
