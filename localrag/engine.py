@@ -19,7 +19,16 @@ from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
 from localrag.store.lock import WriterLock
 from localrag.store.sqlite import SQLiteStore, WriteResult
-from localrag.types import Document, FusionMethod, Hit, IngestReport, SearchMode, SearchRequest, SearchResult, SkippedFile
+from localrag.types import (
+    Document,
+    FusionMethod,
+    Hit,
+    IngestReport,
+    SearchMode,
+    SearchRequest,
+    SearchResult,
+    SkippedFile,
+)
 
 if TYPE_CHECKING:
     from localrag.answer.chat import ChatSession
@@ -73,7 +82,9 @@ class LocalRAG:
     def __enter__(self) -> LocalRAG:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -157,8 +168,11 @@ class LocalRAG:
             if self._pipeline is None:
                 self._pipeline = IngestPipeline(self.store, embedder, self.settings)
             report = self._pipeline.run(
-                self._items(sources, include, exclude), namespace=namespace, metadata=metadata,
-                on_commit=self._apply, progress=progress,
+                self._items(sources, include, exclude),
+                namespace=namespace,
+                metadata=metadata,
+                on_commit=self._apply,
+                progress=progress,
             )
             with self._rw.write():
                 self.indexes.save()
@@ -235,8 +249,9 @@ class LocalRAG:
         rrf_k: int | None = None,
         candidates: int | None = None,
     ) -> list[Hit]:
-        request = SearchRequest(query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha,
-                                rrf_k, candidates)
+        request = SearchRequest(
+            query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha, rrf_k, candidates
+        )
         return list(self.retrieve([request])[0].hits)
 
     def retrieve(self, requests: Sequence[SearchRequest]) -> list[SearchResult]:
@@ -264,7 +279,11 @@ class LocalRAG:
                 space = self.indexes.get(ns_id)
                 if space is not None and name in stats["namespaces"]:
                     stats["namespaces"][name].update(
-                        {"vector_index": space.dense.kind, "vectors": len(space.dense), "keyword_docs": len(space.keyword)}
+                        {
+                            "vector_index": space.dense.kind,
+                            "vectors": len(space.dense),
+                            "keyword_docs": len(space.keyword),
+                        }
                     )
         return stats
 
