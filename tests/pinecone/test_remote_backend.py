@@ -22,15 +22,17 @@ from localrag.types import Document
 pytestmark = pytest.mark.server
 DIM = 64  # the fake embedder's
 
-# The engine's suite, collected again here so it runs against this module's fixtures and environment.
-_spec = importlib.util.spec_from_file_location("engine_suite_on_pinecone",
-                                               Path(__file__).resolve().parents[1] / "unit" / "test_engine.py")
-assert _spec is not None and _spec.loader is not None
-_engine = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_engine)
-for _name in dir(_engine):
-    if _name.startswith("test_"):
-        globals()[_name] = getattr(_engine, _name)
+# The pipeline's own search and answer suites, collected again here so they run against this
+# module's fixtures and environment (their own fixtures come along).
+for _suite in ("test_engine", "test_answer_pipeline"):
+    _spec = importlib.util.spec_from_file_location(f"{_suite}_on_pinecone",
+                                                   Path(__file__).resolve().parents[1] / "unit" / f"{_suite}.py")
+    assert _spec is not None and _spec.loader is not None
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
+    for _name, _value in vars(_module).items():
+        if _name.startswith("test_") or type(_value).__name__ == "FixtureFunctionDefinition":
+            globals()[_name] = _value
 
 
 @pytest.fixture(scope="module")
