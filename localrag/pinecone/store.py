@@ -12,11 +12,10 @@ import json
 import logging
 import shutil
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from localrag.errors import StoreError
 from localrag.fileio import atomic_write_bytes
 from localrag.pinecone.wire import Record, Sparse
+from localrag.store.connections import SQLiteConnections
 
 log = logging.getLogger(__name__)
 
@@ -83,46 +83,20 @@ class RecordStore:
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / DB_FILE
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._db = SQLiteConnections(self.path)
         try:
             self._conn().executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable index store: {e}") from e
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL in WAL mode survives a process crash; only power loss can drop the last commit.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA busy_timeout = 30000")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self._db.get()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._db.close()
 
     # -- writes (each call one transaction) -------------------------------------------
     def upsert(self, namespace: str, records: Sequence[Record]) -> None:
