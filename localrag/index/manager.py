@@ -183,9 +183,9 @@ class IndexManager:
             space.dense.remove(removed)
             space.keyword.remove(removed)
         if len(added):
-            # A chunk added inside the window may since be gone (its removal is after target).
-            live = np.intersect1d(added, self.store.chunk_keys(ns_id))
-            self._add_from_store(ns_id, space, live)
+            # A chunk added inside the window may since be gone (removed after target): the store
+            # returns only live rows, so those are skipped without scanning the namespace's keys.
+            self._add_from_store(ns_id, space, added)
         space.dirty = True
         log.debug("namespace %d: replayed %d removals, %d additions", ns_id, len(removed), len(added))
 
