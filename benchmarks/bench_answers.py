@@ -193,6 +193,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--context-tokens", type=int, default=1024)
     parser.add_argument("--template", choices=["short", "default"], default="short")
+    parser.add_argument("--fusion", choices=["rrf", "weighted"], default=None, help="default: search.fusion")
+    parser.add_argument("--alpha", type=float, default=None, help="dense weight of weighted fusion")
     parser.add_argument("--overhead-questions", type=int, default=10)
     parser.add_argument("--data", type=Path, default=None, help="reuse this data directory (ingested once)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "answers.json")
@@ -205,7 +207,13 @@ def main() -> None:
     if args.template == "short":
         answer_settings["system_template"] = SHORT_SYSTEM_TEMPLATE
         answer_settings["user_template"] = SHORT_USER_TEMPLATE
-    settings = load_settings(env={}).with_overrides({"generate": generate, "answer": answer_settings})
+    search: dict[str, Any] = {}
+    if args.fusion:
+        search["fusion"] = args.fusion
+    if args.alpha is not None:
+        search["alpha"] = args.alpha
+    settings = load_settings(env={}).with_overrides({"generate": generate, "answer": answer_settings,
+                                                     "search": search})
     corpus, items = load_squad()
     sample = random.Random(args.seed).sample(items, args.questions)
 
@@ -240,6 +248,7 @@ def main() -> None:
         "questions": len(rows), "seed": args.seed, "k": args.k, "template": args.template,
         "model": model, "threads": args.threads, "max_tokens": args.max_tokens,
         "context_tokens": args.context_tokens, "search_mode": settings.search.mode,
+        "fusion": settings.search.fusion, "alpha": settings.search.alpha,
         "exact_match": round(statistics.fmean(r["em"] for r in rows), 4),
         "f1": round(statistics.fmean(r["f1"] for r in rows), 4),
         "f1_answered": round(statistics.fmean([r["f1"] for r in rows if not r["abstained"]] or [0.0]), 4),

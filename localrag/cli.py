@@ -43,9 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search the index")
     p.add_argument("query")
     _search_options(p)
+    p.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                   help="rerank the first-stage candidates (default: rerank.enabled)")
+    p.add_argument("--candidates", type=int, help="first-stage depth; with --rerank, how many are reranked (k1)")
 
-    p = sub.add_parser("stats", help="store and index figures")
+    p = sub.add_parser("stats", help="store and index figures, and the server's metrics")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--prometheus", action="store_true", help="the server's last metrics, as GET /metrics shows them")
 
     p = sub.add_parser("delete", help="delete documents by id or filter")
     p.add_argument("--doc-id", action="append", dest="doc_ids")
@@ -59,14 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", action="store_true")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format dataset")
-    p.add_argument("--dataset", required=True, type=Path)
-    p.add_argument("--split", default="test")
-    p.add_argument("--mode", action="append", choices=["keyword", "dense", "hybrid"])
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--out", type=Path, help="also write the JSON results here")
+    from localrag.eval.commands import add_commands as add_eval_commands  # eval, tune
 
-    p = sub.add_parser("serve", help="serve Pinecone's REST API over the data directory")
+    add_eval_commands(sub)
+
+    p = sub.add_parser("serve", help="serve the RAG API, OpenAI-compatible chat and Pinecone's REST API")
     p.add_argument("--data", default=argparse.SUPPRESS, help="data directory (overrides the global --data)")
     p.add_argument("--host", default="127.0.0.1", help="bind address; non-loopback needs an API key")
     p.add_argument("--port", type=int, default=5080)
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="ingest the bundled sample corpus and answer a sample question")
     p.add_argument("--question", default=None)
     _answer_options(p)
+
+    from localrag.rerank.commands import add_commands  # train-reranker, feedback
+
+    add_commands(sub)
     return parser
 
 
@@ -112,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    handler: Callable[[argparse.Namespace], int] = globals()[f"cmd_{args.command}"]
+    handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", None) or globals()[f"cmd_{args.command}"]
     try:
         return handler(args)
     except LocalRagError as e:
@@ -171,7 +176,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as rag:
         hits = rag.search(args.query, k=args.k, mode=args.mode, filter=args.filter, namespace=args.namespace,
-                          fusion=args.fusion, alpha=args.alpha)
+                          fusion=args.fusion, alpha=args.alpha, candidates=args.candidates, rerank=args.rerank)
     if args.json:
         print(json.dumps([_hit_json(h) for h in hits], indent=2, ensure_ascii=False))
         return 0
@@ -179,7 +184,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("no results")
     for rank, hit in enumerate(hits, start=1):
         where = f"{hit.source or hit.doc_id}" + (f" p.{hit.page}" if hit.page else "")
-        print(f"[{rank}] {hit.score:.4f}  {hit.title or hit.doc_id}  ({where} chars {hit.char_start}-{hit.char_end})")
+        print(f"[{rank}] {hit.score:.4f}  {hit.title or hit.doc_id}  ({where} chars {hit.char_start}-{hit.char_end};"
+              f" chunk {hit.chunk_id})")
         print("    " + " ".join(hit.text.split())[:300])
     return 0
 
@@ -191,8 +197,16 @@ def _hit_json(hit: Any) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from localrag.metrics import load_snapshot, summary
+
     with _open(args, read_only=True) as rag:
         stats = rag.stats()
+        metrics = load_snapshot(rag.path)  # written by `localrag serve` every few seconds and at exit
+    if args.prometheus:
+        print(metrics.render() if metrics else "# no server metrics: `localrag serve` has not run on this data")
+        return 0
+    if metrics is not None:
+        stats["server"] = summary(metrics)
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0
@@ -201,6 +215,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     for name, ns in stats["namespaces"].items():
         print(f"  namespace {name!r}: {ns['documents']} documents, {ns['chunks']} chunks, "
               f"vector index {ns.get('vector_index', '-')}")
+    if "server" in stats:
+        srv = stats["server"]
+        caches = ", ".join(f"{n} {c['hit_rate']:.0%} of {c['hits'] + c['misses']}" for n, c in srv["caches"].items())
+        print(f"server: {srv['requests']} requests, {srv['errors']} errors, tokens {srv['tokens_in']} in / "
+              f"{srv['tokens_out']} out; cache hit rates: {caches}")
     return 0
 
 
@@ -239,23 +258,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']:<24} {r['kind']:<10} {'yes' if r['installed'] else 'no':<9} "
               f"{r['dim'] or '-':>5}  {r['package']}")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from localrag.eval.runner import evaluate, format_table
-
-    update, close = _progress_bar("ingest corpus")
-    with _open(args) as rag:
-        try:
-            results = evaluate(rag, args.dataset, split=args.split,
-                               modes=args.mode or ["keyword", "dense", "hybrid"], progress=update)
-        finally:
-            close()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2) if args.json else format_table(results))
     return 0
 
 
@@ -367,7 +369,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from localrag.pinecone.server import serve
+        from localrag.server import serve
     except ImportError as e:
         from localrag.errors import DependencyMissingError
 

@@ -117,6 +117,45 @@ class VectorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """``localrag serve``: security, concurrency and the caches (the caches also serve library searches)."""
+
+    api_keys: str = ""  # comma-separated; also $LOCALRAG_API_KEYS and --api-key
+    rate_limit_rps: float = 0.0  # per key (per client address without keys); 0: off
+    rate_limit_burst: int = 20
+    max_body_mb: float = 4.0  # JSON request bodies
+    max_upload_mb: float = 20.0  # POST /v1/documents file uploads
+    cors_origins: str = ""  # comma-separated origins allowed by CORS; "*" for any; empty: none
+    micro_batching: bool = True
+    batch_window_ms: float = 2.0  # how long a search waits for others to share its batch
+    batch_max: int = 64
+    batch_workers: int = 2  # batches in flight at once (one per core keeps both busy on 2 cores)
+    llm_concurrency: int = 1  # generations at once (a local model runs one at a time anyway)
+    llm_queue_size: int = 8  # waiting generations beyond which requests get 503
+    embed_cache_size: int = 1024  # query embeddings (LRU)
+    result_cache_size: int = 1024  # search results, keyed by query, parameters and store generation
+    result_cache_ttl_s: float = 300.0
+    answer_cache_size: int = 128  # answers, keyed the same way; 0 turns a cache off
+    json_log: bool = False  # one JSON log line per request (logger localrag.server.access)
+    metrics_flush_s: float = 5.0  # how often the server writes its metrics for `localrag stats`
+
+
+@dataclass(frozen=True, slots=True)
+class RerankSettings:
+    """Two-stage retrieval: ``candidates`` (k1) first-stage hits are rescored and cut to k."""
+
+    enabled: bool = False  # the default for a search; SearchRequest.rerank overrides per query
+    # "trained": the project's own cross-encoder (models/); a path to a cross-encoder folder or .onnx
+    # file; "llm": the generate.model GGUF as a yes/no judge; "" or "none": no reranker
+    model: str = "trained"
+    candidates: int = 30  # k1 when a request names no candidates
+    batch_size: int = 32
+    max_tokens: int = 0  # per (query, passage) pair; 0: the model's own limit
+    threads: int = 0  # onnxruntime/torch threads; 0: every core
+    blend: float = 0.0  # weight of the (min-max normalised) first-stage score mixed into the order
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
@@ -127,6 +166,8 @@ class Settings:
     vector: VectorSettings = field(default_factory=VectorSettings)
     generate: GenerateSettings = field(default_factory=GenerateSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
+    rerank: RerankSettings = field(default_factory=RerankSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Settings:
         """A copy with ``{"section": {"field": value}}`` applied and validated."""
@@ -185,6 +226,8 @@ def _check_ranges(section: Any, section_name: str) -> None:
         raise ConfigError(f"search.alpha must lie in [0, 1]; got {section.alpha}")
     if isinstance(section, ChunkSettings) and section.overlap_tokens >= section.chunk_tokens:
         raise ConfigError("chunk.overlap_tokens must be smaller than chunk.chunk_tokens")
+    if isinstance(section, RerankSettings) and not 0.0 <= section.blend <= 1.0:
+        raise ConfigError(f"rerank.blend must lie in [0, 1]; got {section.blend}")
     if isinstance(section, AnswerSettings) and section.k < 1:
         raise ConfigError("answer.k must be at least 1")
     if isinstance(section, AnswerSettings) and not 0.0 <= section.min_support <= 1.0:

@@ -14,7 +14,7 @@ from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.index.manager import IndexManager
 from localrag.ingest.loaders import load_many
 from localrag.ingest.pipeline import IngestPipeline, Progress
-from localrag.protocols import Embedder, Generator
+from localrag.protocols import Embedder, Generator, Reranker
 from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
 from localrag.store.lock import WriterLock
@@ -56,6 +56,7 @@ class LocalRAG:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         generator: Generator | None = None,
+        reranker: Reranker | None = None,
         read_only: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -69,6 +70,8 @@ class LocalRAG:
         self._embedder_lock = threading.Lock()
         self._generator = generator
         self._answers: AnswerPipeline | None = None
+        self._reranker = reranker  # None: rerank.model, loaded on first use
+        self._reranker_loaded = reranker is not None
         self._pipeline: IngestPipeline | None = None
         self._closed = False
         if embedder is not None:
@@ -76,7 +79,9 @@ class LocalRAG:
         self.indexes = IndexManager(self.store, self.path, self._vector_dim(), self.settings)
         with self._rw.write():
             self.indexes.open()
-        self.retriever = Retriever(self.store, self.indexes, self._get_embedder, self.settings.search)
+        self.retriever = Retriever(
+            self.store, self.indexes, self._get_embedder, self.settings.search, self.settings.server
+        )
 
     # -- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> LocalRAG:
@@ -248,19 +253,59 @@ class LocalRAG:
         alpha: float | None = None,
         rrf_k: int | None = None,
         candidates: int | None = None,
+        rerank: bool | None = None,
     ) -> list[Hit]:
         request = SearchRequest(
-            query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha, rrf_k, candidates
+            query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha, rrf_k, candidates,
+            rerank=rerank,
         )
         return list(self.retrieve([request])[0].hits)
 
     def retrieve(self, requests: Sequence[SearchRequest]) -> list[SearchResult]:
-        """Run several searches (query embeddings batched); results carry per-stage timings."""
+        """Run several searches (query embeddings batched); results carry per-stage timings.
+
+        Requests with ``rerank`` (default ``rerank.enabled``) fetch k1 candidates and rerank them to k.
+        """
+        from localrag.rerank import stage
+
         if self._closed:
             raise InvalidInputError("this LocalRAG is closed")
+        settings = self.settings.rerank
+        wanted = [stage.wants_rerank(r, settings) for r in requests]
+        reranker = self.reranker if any(wanted) else None
+        if reranker is None and any(r.rerank for r in requests):
+            raise ConfigError("rerank=True, but no reranker is configured (rerank.model is empty or 'none')")
+        first = [stage.widen(r, settings) if w and reranker else r for r, w in zip(requests, wanted, strict=True)]
         self._sync()
         with self._rw.read():
-            return self.retriever.search(requests)
+            results = self.retriever.search(first)
+        return stage.apply(reranker, requests, results, settings)
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The configured reranker (``rerank.model``), loaded on first use; None when none is configured."""
+        if not self._reranker_loaded:
+            with self._embedder_lock:
+                if not self._reranker_loaded:
+                    from localrag.rerank.factory import load_reranker
+
+                    self._reranker = load_reranker(self.settings, self.path)
+                    self._reranker_loaded = True
+        return self._reranker
+
+    def feedback(self, query: str, chunk_id: int, relevant: bool, namespace: str = "") -> None:
+        """Record that chunk ``chunk_id`` is (or is not) relevant to ``query``; train-reranker and tune learn
+        from these judgments."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("feedback needs a non-empty query")
+        _check_namespace(namespace)
+        with self._write_mutex:
+            self._begin_write()
+            self.store.add_feedback(namespace, query.strip(), chunk_id, bool(relevant))
+
+    def feedback_items(self, namespace: str | None = None, limit: int = 0) -> list[dict[str, Any]]:
+        """Stored judgments, oldest first: dicts with namespace, query, chunk_id, doc_id, relevant, created_at."""
+        return self.store.feedback_items(namespace, limit)
 
     def get_document(self, doc_id: str, namespace: str = "") -> Document:
         return self.store.get_document(namespace, doc_id)
@@ -299,7 +344,10 @@ class LocalRAG:
 
                     settings = self.settings
                     generator = self._generator or build_generator(settings.generate, settings.answer)
-                    self._answers = AnswerPipeline(self, generator, settings.generate, settings.answer)
+                    reranker = self.reranker if settings.rerank.enabled else None
+                    self._answers = AnswerPipeline(
+                        self, generator, settings.generate, settings.answer, reranker=reranker
+                    )
         return self._answers
 
     def ask(self, question: str, **options: Any) -> Answer:

@@ -61,6 +61,31 @@ class StoreLockedError(ConflictError):
     grpc_code = 10  # ABORTED
 
 
+class UnauthorizedError(LocalRagError):
+    """A request came without a valid API key."""
+
+    http_status = 401
+    grpc_code = 16  # UNAUTHENTICATED
+
+
+class RateLimitedError(LocalRagError):
+    """A key sent requests faster than its rate limit; ``retry_after`` is in seconds."""
+
+    http_status = 429
+    grpc_code = 8  # RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OverloadedError(LocalRagError):
+    """The server's queue for this kind of work is full; try again later."""
+
+    http_status = 503
+    grpc_code = 14  # UNAVAILABLE
+
+
 class ModelNotFoundError(LocalRagError):
     """A model's weights are not installed; the message names the pip package."""
 

@@ -103,7 +103,8 @@ class SearchRequest:
     fusion: FusionMethod | None = None
     alpha: float | None = None
     rrf_k: int | None = None
-    candidates: int | None = None
+    candidates: int | None = None  # first-stage depth; with reranking, k1 (hits reranked down to k)
+    rerank: bool | None = None  # None: the configured default (rerank.enabled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,7 +122,8 @@ class AnswerPipeline:
         k = opts.k or self.settings.k
         depth = k * 4 if self.reranker is not None else k
         mode = opts.mode or self.rag.settings.search.mode
-        requests = [SearchRequest(q, depth, mode, opts.namespace, opts.filter) for q in questions]
+        # rerank=False: the engine's own rerank stage would score the same hits a second time.
+        requests = [SearchRequest(q, depth, mode, opts.namespace, opts.filter, rerank=False) for q in questions]
         t0 = time.perf_counter()
         results = self.rag.retrieve(requests)
         retrieve_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))

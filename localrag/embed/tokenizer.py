@@ -78,6 +78,10 @@ class ModelTokenizer:
             types[row, :n] = encoding.type_ids
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> dict[str, NDArray[np.int64]]:
+        """Cross-encoder inputs ``[CLS] a [SEP] b [SEP]``: the longer side is cut first to ``max_tokens``."""
+        return self.pad(self._model.encode_batch([(a, b) for a, b in pairs]))
+
     def encode_batch(self, texts: Sequence[str]) -> dict[str, NDArray[np.int64]]:
         """Model inputs for ``texts``: truncated to ``max_tokens`` and padded to the longest."""
         return self.pad(self.encode(texts))

@@ -36,6 +36,10 @@ _MAX_TOMBSTONE_FRACTION = 0.25
 _EXACT_ALLOW_LIMIT = 20_000
 _SQ8_MIN = 20_000
 _SQ8_MIN_CANDIDATES = 100
+# From this many queries, an unfiltered exact search reads the float vectors once for the whole
+# batch (one BLAS matrix product) instead of scanning the SQ8 copy once per query (the server's
+# micro-batches; measured 3.7 vs 5.5 ms per query at 100k and 32 queries on one loaded core).
+_BLAS_MIN_QUERIES = 8
 _omp_lock = threading.Lock()
 
 
@@ -157,6 +161,8 @@ class FaissIndex:
             return [[] for _ in range(len(queries))]
         if allow is not None and self._hnsw and len(allow) <= _EXACT_ALLOW_LIMIT:
             return self._exact_over(queries, k, allow)
+        if allow is None and not self._hnsw and not self._deleted and len(queries) >= _BLAS_MIN_QUERIES:
+            return self._blas_batch(queries, min(k, len(self)))
         params, keepalive = self._search_params(allow)
         k = min(k, len(self) if allow is None else min(len(self), len(allow)))
         threads = self.settings.search_threads if len(queries) == 1 else max(1, faiss.omp_get_max_threads())
@@ -168,6 +174,20 @@ class FaissIndex:
         del keepalive  # the selector and its bitmap had to outlive the search call
         if self._sq8 is not None:
             return [self._rescore(query, row[row != -1], k) for query, row in zip(queries, ids, strict=True)]
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+    def _blas_batch(self, queries: Vectors, k: int) -> list[ScoredKeys]:
+        with _omp_lock:  # the BLAS threshold and thread count are process-wide settings
+            faiss.omp_set_num_threads(max(1, self.settings.search_threads))
+            threshold = faiss.cvar.distance_compute_blas_threshold
+            faiss.cvar.distance_compute_blas_threshold = 1
+            try:
+                scores, ids = self._index.search(queries, k)
+            finally:
+                faiss.cvar.distance_compute_blas_threshold = threshold
         return [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
             for row_ids, row_scores in zip(ids, scores, strict=True)

@@ -55,6 +55,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX changes_generation ON changes (generation);
     INSERT INTO meta (key, value) VALUES ('generation', '0');
     """,
+    # 2: relevance judgments (rag.feedback), read by train-reranker and tune. The doc_id is kept
+    # beside the chunk id because a re-ingested document gets new chunk ids.
+    """
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        namespace TEXT NOT NULL,
+        query TEXT NOT NULL,
+        chunk_id INTEGER NOT NULL,
+        doc_id TEXT NOT NULL,
+        relevant INTEGER NOT NULL CHECK (relevant IN (0, 1)),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX feedback_namespace ON feedback (namespace, query);
+    """,
 )
 
 

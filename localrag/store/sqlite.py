@@ -112,6 +112,35 @@ class SQLiteStore:
         """Oldest generation from which the change log is complete."""
         return int(self.get_meta("changes_floor") or 0)
 
+    # -- feedback ----------------------------------------------------------------
+    def add_feedback(self, namespace: str, query: str, chunk_id: int, relevant: bool) -> None:
+        """Store one judgment; the chunk must exist in ``namespace`` (NotFoundError otherwise)."""
+        row = self._conn().execute(
+            "SELECT d.doc_id FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " JOIN namespaces n ON n.id = c.namespace_id WHERE c.id = ? AND n.name = ?",
+            (int(chunk_id), namespace),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no chunk {chunk_id} in namespace {namespace!r}")
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO feedback (namespace, query, chunk_id, doc_id, relevant, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (namespace, query, int(chunk_id), row[0], int(relevant), time.time()),
+            )
+
+    def feedback_items(self, namespace: str | None = None, limit: int = 0) -> list[dict[str, Any]]:
+        """Judgments oldest first (of one namespace, or all); ``limit`` 0: every one."""
+        sql = "SELECT namespace, query, chunk_id, doc_id, relevant, created_at FROM feedback"
+        args: tuple[Any, ...] = ()
+        if namespace is not None:
+            sql, args = sql + " WHERE namespace = ?", (namespace,)
+        sql += " ORDER BY id" + (f" LIMIT {int(limit)}" if limit > 0 else "")
+        names = ("namespace", "query", "chunk_id", "doc_id", "relevant", "created_at")
+        return [
+            {**dict(zip(names, r, strict=True)), "relevant": bool(r[4])} for r in self._conn().execute(sql, args)
+        ]
+
     # -- namespaces -------------------------------------------------------------
     def namespace_id(self, name: str) -> int | None:
         row = self._conn().execute("SELECT id FROM namespaces WHERE name = ?", (name,)).fetchone()

@@ -1,0 +1,240 @@
+"""Load test of ``POST /v1/search`` on a 100k-chunk index, micro-batching on and off, against 127.0.0.1.
+
+Writes JSON (default benchmarks/results/load_test.json). Never asserted in tests.
+
+Corpus: as in bench_retrieval.py, real SciFact chunks embedded by the default embedder and
+copied (distinct suffix token, vectors perturbed and renormalised) up to ``--chunks``. Only
+the first ``--base-chunks`` real chunks are embedded, to keep the build short on 2 cores;
+the built data directory is kept in ``--data`` and reused by later runs.
+
+Servers: two ``localrag serve`` subprocesses (uvicorn, one process each), one with
+``LOCALRAG_SERVER__MICRO_BATCHING`` on and one off, running side by side; the levels alternate
+between them so both see the same background load. The result and embedding caches are turned
+off (so every request searches), and the queries are the 1,109 SciFact queries cycled.
+
+Load: this process, one asyncio loop with ``c`` keep-alive connections, each sending its next
+request when the previous answer is complete (closed loop). Requests are pre-encoded bytes and
+answers are read by Content-Length with only the status line inspected, so the client stays
+cheap: it shares the machine's cores with the server, and its CPU use is reported.
+
+Usage: python benchmarks/load_test.py [--seconds 8] [--concurrency 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_retrieval import build_corpus, real_chunks  # noqa: E402
+
+from localrag.config import Settings  # noqa: E402
+from localrag.engine import LocalRAG  # noqa: E402
+from localrag.eval.metrics import percentile  # noqa: E402
+from localrag.ingest.loaders import load_file  # noqa: E402
+from localrag.store.sqlite import index_text  # noqa: E402
+
+DEFAULT_DATASET = REPO.parent / "shared" / "data" / "scifact"
+
+
+def build_index(data: Path, dataset: Path, chunks: int, base_chunks: int) -> dict[str, Any]:
+    marker = data / "load_test_corpus.json"
+    if marker.is_file():
+        info: dict[str, Any] = json.loads(marker.read_text())
+        if info.get("chunks") == chunks and info.get("base_chunks") == base_chunks:
+            return info
+    settings = Settings()
+    documents = load_file(dataset / "corpus.jsonl", max_bytes=1 << 30)
+    t0 = time.perf_counter()
+    with LocalRAG(data, settings=settings) as rag:
+        base = real_chunks(documents, rag)[:base_chunks]
+        vectors = rag.embedder.embed_documents([index_text(d.title, c.text) for d, c in base])
+        build_corpus(rag, base, vectors, chunks)
+        count = rag.stats()["chunks"]
+    info = {"chunks": count, "base_chunks": len(base), "build_seconds": round(time.perf_counter() - t0, 1)}
+    marker.write_text(json.dumps(info))
+    return info
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data: Path, batching: bool) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "LOCALRAG_SERVER__MICRO_BATCHING": "1" if batching else "0",
+           "LOCALRAG_SERVER__RESULT_CACHE_SIZE": "0", "LOCALRAG_SERVER__EMBED_CACHE_SIZE": "0",
+           "LOCALRAG_SERVER__METRICS_FLUSH_S": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "localrag.cli", "--data", str(data), "serve", "--port", str(port)],
+                            env=env, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def request_bytes(port: int, query: str, k: int) -> bytes:
+    body = json.dumps({"query": query, "k": k}).encode()
+    head = (f"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return head + body
+
+
+async def one_connection(port: int, requests: list[bytes], start: int, stop_at: float,
+                         latencies: list[float], failures: list[str]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = start
+    try:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            writer.write(requests[i % len(requests)])
+            i += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if head[9:12] == b"200":
+                latencies.append((time.perf_counter() - t0) * 1000)
+            else:
+                failures.append(head[9:12].decode())
+    except (OSError, asyncio.IncompleteReadError) as e:
+        failures.append(type(e).__name__)
+    finally:
+        writer.close()
+
+
+async def drive(port: int, requests: list[bytes], concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
+    # Warm-up: the same load, not recorded (connections open, batches form, caches of the OS fill).
+    await asyncio.gather(*(one_connection(port, requests, i * 997, time.perf_counter() + warmup, [], [])
+                           for i in range(concurrency)))
+    latencies: list[float] = []
+    failures: list[str] = []
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one_connection(port, requests, 50_000 + i * 997, t0 + seconds, latencies, failures)
+                           for i in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    total = len(latencies) + len(failures)
+    return {
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "requests": total,
+        "qps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else 0.0,
+        "success_rate": round(len(latencies) / total, 4) if total else 0.0,
+        "errors": len(failures),
+        "error_kinds": sorted(set(failures)),
+        "client_cpu_share": round((cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / elapsed, 3),
+    }
+
+
+def server_batches(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    figures = {}
+    for line in text.splitlines():
+        for name in ("localrag_search_batches", "localrag_search_batched_requests"):
+            if line.startswith(name + " "):
+                figures[name] = float(line.split()[1])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/localrag-load-100k"))
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--base-chunks", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load_test.json")
+    args = parser.parse_args()
+
+    corpus = build_index(args.data, args.dataset, args.chunks, args.base_chunks)
+    print(json.dumps({"corpus": corpus}), flush=True)
+    queries = [json.loads(line)["text"] for line in (args.dataset / "queries.jsonl").open(encoding="utf-8")]
+    results: dict[str, Any] = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "corpus": {**corpus, "source": "SciFact chunks; copies beyond the real ones carry a suffix token and "
+                                       "perturbed vectors (see bench_retrieval.py)"},
+        "request": {"endpoint": "POST /v1/search", "k": args.k, "mode": "hybrid (default: dense + BM25, RRF)",
+                    "hit_text_included": True, "distinct_queries": len(queries)},
+        "caches": "result and query-embedding caches turned off for the run (every request searches)",
+        "client": "this process: asyncio, keep-alive connections, closed loop, pre-encoded requests",
+        "seconds_per_level": args.seconds,
+        "runs": {},
+    }
+    # Both servers run side by side and the levels alternate (on, off, on, off, ...), so the two
+    # settings see the same background load on a shared machine; only one is driven at a time.
+    servers = {"batching_on": start_server(args.data, True), "batching_off": start_server(args.data, False)}
+    try:
+        encoded = {label: [request_bytes(port, q, args.k) for q in queries] for label, (_, port) in servers.items()}
+        for label, (_, port) in servers.items():
+            asyncio.run(drive(port, encoded[label], 4, 0.0, 2.0))  # load the embedder, touch the indexes
+            results["runs"][label] = {"levels": []}
+        for c in args.concurrency:
+            for label, (_, port) in servers.items():
+                level = asyncio.run(drive(port, encoded[label], c, args.seconds, args.warmup))
+                level["load_average_1min"] = round(os.getloadavg()[0], 2)
+                results["runs"][label]["levels"].append(level)
+                print(json.dumps({label: level}), flush=True)
+        for label, (_, port) in servers.items():
+            results["runs"][label]["server"] = server_batches(port)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(timeout=30)
+    on = {lv["concurrency"]: lv for lv in results["runs"]["batching_on"]["levels"]}
+    off = {lv["concurrency"]: lv for lv in results["runs"]["batching_off"]["levels"]}
+    top = max(args.concurrency)
+    results["summary"] = {
+        "concurrency": top,
+        "qps_batching_on": on[top]["qps"],
+        "qps_batching_off": off[top]["qps"],
+        "batching_speedup": round(on[top]["qps"] / max(off[top]["qps"], 1e-9), 2),
+        "p99_ms_batching_on": on[top]["p99_ms"],
+        "errors": sum(lv["errors"] for run in results["runs"].values() for lv in run["levels"]),
+        "target": "qps >= 200 and p99 <= 100 ms at c=32, 0 errors, batching >= 1.5x no batching",
+    }
+    results["summary"]["target_met"] = bool(
+        on[top]["qps"] >= 200 and on[top]["p99_ms"] <= 100 and results["summary"]["errors"] == 0
+        and results["summary"]["batching_speedup"] >= 1.5)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["summary"], indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""The RAG API: search, ask (plain and server-sent events), documents, feedback, stats, health, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from localrag.answer.format import answer_dict, hit_dict
+from localrag.errors import InvalidInputError, LocalRagError, NotFoundError
+from localrag.ingest.loaders import load_file
+from localrag.server.concurrency import Slot
+from localrag.server.context import ServerContext, authorize, check_question, context_of
+from localrag.server.schemas import AskBody, DocumentBody, FeedbackBody, SearchBody
+from localrag.server.security import MB, error_body, safe_upload_path
+from localrag.types import Answer, Document, SearchRequest
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PATH = "/v1/documents"
+_END = object()
+
+_DOCUMENT_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/DocumentBody"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "namespace": {"type": "string"},
+                        "doc_id": {"type": "string"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+async def iterate(gen: Iterator[Any]) -> AsyncIterator[Any]:
+    """A blocking generator (llama.cpp streaming) driven from the thread pool, closed however it ends."""
+    try:
+        while True:
+            item = await run_in_threadpool(next, gen, _END)
+            if item is _END:
+                return
+            yield item
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            await run_in_threadpool(close)
+
+
+async def answer_once(ctx: ServerContext, question: str, options: dict[str, Any], use_cache: bool) -> Answer:
+    """An answer from the cache, or generated while holding an LLM queue slot (503 when full)."""
+    key = ctx.answer_key(question, options)
+    cached = ctx.answer_cache.get(key) if use_cache else None
+    if cached is not None:
+        return cached
+    async with Slot(ctx.llm):
+        answer = await run_in_threadpool(lambda: ctx.rag.ask(question, **options))
+    ctx.record_answer(answer)
+    ctx.answer_cache.put(key, answer)
+    return answer
+
+
+def router() -> APIRouter:
+    api = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["rag"])
+
+    @api.post("/search")
+    async def search(body: SearchBody, request: Request) -> JSONResponse:
+        ctx = context_of(request)
+        mode = body.mode or ctx.rag.settings.search.mode
+        search_request = SearchRequest(body.query, body.k, mode, body.namespace, body.filter, body.fusion,
+                                       body.alpha, body.rrf_k, body.candidates)
+        result = await ctx.search(search_request)
+        hits = [hit_dict(h) for h in result.hits]
+        if not body.include_text:
+            for hit in hits:
+                hit.pop("text")
+        return JSONResponse({"hits": hits, "timings_ms": {k: round(v, 3) for k, v in result.timings.items()}})
+
+    @api.post("/ask")
+    async def ask(body: AskBody, request: Request) -> JSONResponse:
+        ctx = context_of(request)
+        answer = await answer_once(ctx, check_question(body.question), body.options(), body.use_cache)
+        return JSONResponse(answer_dict(answer))
+
+    @api.post("/ask/stream", response_class=StreamingResponse,
+              responses={200: {"content": {"text/event-stream": {}}, "description": "token events, then answer"}})
+    async def ask_stream(body: AskBody, request: Request) -> StreamingResponse:
+        ctx = context_of(request)
+        question = check_question(body.question)
+        slot = Slot(ctx.llm)
+        await slot.__aenter__()  # a full queue answers 503 before the stream starts
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                async for item in iterate(ctx.rag.stream(question, **body.options())):
+                    if isinstance(item, Answer):
+                        ctx.record_answer(item)
+                        yield sse("answer", answer_dict(item))
+                    else:
+                        yield sse("token", {"text": item})
+            except LocalRagError as e:
+                yield sse("error", error_body(e))
+            except Exception as e:  # the status line is sent already: report it as an event
+                log.error("answer stream failed", exc_info=e)
+                yield sse("error", error_body(e, 500))
+            finally:
+                slot.release()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                                 background=BackgroundTask(slot.release))
+
+    @api.post("/documents", status_code=201, openapi_extra=_DOCUMENT_UPLOAD_SCHEMA)
+    async def add_document(request: Request) -> JSONResponse:
+        ctx = context_of(request)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            documents, namespace = await _uploaded(ctx, request)
+        else:
+            body = _document_body(await request.body())
+            documents = [Document(body.doc_id, body.text, body.source, body.title, body.metadata)]
+            namespace = body.namespace
+        report = await run_in_threadpool(lambda: ctx.rag.add(documents, namespace=namespace))
+        if report.skipped and not report.documents_written and not report.unchanged:
+            raise InvalidInputError("; ".join(f"{s.path}: {s.reason}" for s in report.skipped))
+        return JSONResponse({"added": list(report.added), "updated": list(report.updated),
+                             "unchanged": list(report.unchanged), "chunks_added": report.chunks_added,
+                             "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped]},
+                            status_code=201)
+
+    @api.get("/documents")
+    async def list_documents(request: Request, namespace: str = Query("", max_length=512),
+                             limit: int = Query(100, ge=1, le=1000),
+                             offset: int = Query(0, ge=0, le=2**31)) -> JSONResponse:
+        ctx = context_of(request)
+        docs = await run_in_threadpool(ctx.rag.documents, namespace, limit, offset)
+        return JSONResponse({"documents": docs, "limit": limit, "offset": offset})
+
+    @api.delete("/documents/{doc_id:path}")
+    async def delete_document(doc_id: str, request: Request,
+                              namespace: str = Query("", max_length=512)) -> JSONResponse:
+        ctx = context_of(request)
+        deleted = await run_in_threadpool(lambda: ctx.rag.delete(doc_ids=[doc_id], namespace=namespace))
+        if not deleted:
+            raise NotFoundError(f"no document {doc_id!r} in namespace {namespace!r}")
+        return JSONResponse({"deleted": deleted})
+
+    @api.post("/feedback", status_code=201)
+    async def feedback(body: FeedbackBody, request: Request) -> JSONResponse:
+        ctx = context_of(request)
+        await run_in_threadpool(ctx.rag.feedback, body.query, body.chunk_id, body.relevant, body.namespace)
+        ctx.metrics.inc("feedback_total", relevant=body.relevant)
+        return JSONResponse({"recorded": True, "query": body.query, "chunk_id": body.chunk_id,
+                             "relevant": body.relevant, "namespace": body.namespace}, status_code=201)
+
+    @api.get("/stats")
+    async def stats(request: Request) -> JSONResponse:
+        ctx = context_of(request)
+        data = await run_in_threadpool(ctx.rag.stats)
+        data["server"] = server_figures(ctx)
+        return JSONResponse(_jsonable(data))
+
+    return api
+
+
+def ops_router() -> APIRouter:
+    """Health probes (no key needed) and the Prometheus endpoint (key needed when keys are set)."""
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @ops.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        ctx = context_of(request)
+        try:
+            generation = await run_in_threadpool(ctx.rag.store.generation)
+        except Exception as e:  # not ready: the store cannot be read
+            return JSONResponse({"status": "unavailable", "reason": str(e)}, status_code=503)
+        return JSONResponse({"status": "ready", "generation": generation})
+
+    @ops.get("/metrics", dependencies=[Depends(authorize)], response_class=PlainTextResponse)
+    async def metrics(request: Request) -> Response:
+        text = await run_in_threadpool(context_of(request).metrics.render)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    return ops
+
+
+def server_figures(ctx: ServerContext) -> dict[str, Any]:
+    """The counters /metrics shows, summarised (also written for `localrag stats`)."""
+    from localrag.metrics import summary
+
+    return summary(ctx.metrics)
+
+
+def _document_body(raw: bytes) -> DocumentBody:
+    try:
+        return DocumentBody.model_validate_json(raw or b"{}")
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInputError(f"{where}: {first['msg']}") from e
+
+
+async def _uploaded(ctx: ServerContext, request: Request) -> tuple[list[Document], str]:
+    limit = int(ctx.settings.max_upload_mb * MB)
+    form = await request.form(max_files=1, max_fields=8, max_part_size=limit)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInputError("multipart upload needs a 'file' part")
+    namespace = str(form.get("namespace") or "")
+    metadata: dict[str, Any] = {}
+    raw_meta = form.get("metadata")
+    if isinstance(raw_meta, str) and raw_meta.strip():
+        try:
+            metadata = json.loads(raw_meta)
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"metadata must be a JSON object: {e}") from e
+        if not isinstance(metadata, dict):
+            raise InvalidInputError("metadata must be a JSON object")
+    target = safe_upload_path(ctx.rag.path / "uploads", namespace, upload.filename)
+    data = await upload.read()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    docs = await run_in_threadpool(load_file, target, max_bytes=limit)
+    doc_id = str(form.get("doc_id") or "")
+    if len(docs) == 1:  # a plain file: its id is the given one or its name, not a server path
+        docs = [replace(docs[0], doc_id=doc_id or upload.filename or target.name)]
+    return [replace(d, metadata={**d.metadata, **metadata}) for d in docs], namespace
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

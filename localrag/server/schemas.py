@@ -1,0 +1,81 @@
+"""Request bodies of the RAG API (validated by FastAPI, published in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_QUERY_CHARS = 10_000
+MAX_K = 10_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchBody(_Body):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int = Field(10, ge=1, le=MAX_K)
+    mode: Literal["dense", "keyword", "hybrid"] | None = None
+    namespace: str = Field("", max_length=512)
+    filter: dict[str, Any] | None = None
+    fusion: Literal["rrf", "weighted"] | None = None
+    alpha: float | None = Field(None, ge=0.0, le=1.0)
+    rrf_k: int | None = Field(None, ge=1, le=100_000)
+    candidates: int | None = Field(None, ge=1, le=MAX_K)
+    include_text: bool = True
+
+
+class AskBody(_Body):
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int | None = Field(None, ge=1, le=100)
+    mode: Literal["dense", "keyword", "hybrid"] | None = None
+    namespace: str = Field("", max_length=512)
+    filter: dict[str, Any] | None = None
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    use_cache: bool = True
+
+    def options(self) -> dict[str, Any]:
+        fields = ("k", "mode", "namespace", "filter", "max_tokens", "temperature")
+        return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
+
+
+class DocumentBody(_Body):
+    text: str = Field(min_length=1)
+    doc_id: str = Field(min_length=1, max_length=1024)
+    title: str = Field("", max_length=4096)
+    source: str = Field("", max_length=4096)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    namespace: str = Field("", max_length=512)
+
+
+class FeedbackBody(_Body):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    chunk_id: int = Field(ge=0, le=2**63 - 1)
+    relevant: bool
+    namespace: str = Field("", max_length=512)
+
+
+class ChatMessageBody(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send fields (name, tool calls) we ignore
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionBody(BaseModel):
+    model_config = ConfigDict(extra="allow")  # unknown OpenAI parameters are accepted and ignored
+
+    model: str = Field("localrag", max_length=256)
+    messages: list[ChatMessageBody] = Field(min_length=1, max_length=256)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    n: int = Field(1, ge=1, le=1)
+    # localrag's own options, passed as extra_body by OpenAI clients
+    k: int | None = Field(None, ge=1, le=100)
+    namespace: str = Field("", max_length=512)
+    filter: dict[str, Any] | None = None

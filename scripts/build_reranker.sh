@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Rebuild the shipped reranker models/reranker-minilm-scifact exactly (fixed seeds, 2 torch threads):
+# SciFact train qrels minus 100 held-out queries (kept to choose k1/blend), 3 hard negatives per
+# relevant passage drawn from the top 30 of the engine's hybrid search, one epoch, int8 ONNX.
+# Needs torch (localrag[torch]) and ../shared/data/scifact; about 25-40 minutes on 2 busy cores.
+# DATA: a data directory holding (or to receive) the SciFact corpus in namespace eval:scifact.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+SCIFACT="${SCIFACT:-../shared/data/scifact}"
+DATA="${DATA:-${TMPDIR:-/tmp}/localrag-reranker-build}"
+OUT="${OUT:-models/reranker-minilm-scifact}"
+"$PYTHON" -m localrag.cli --data "$DATA" train-reranker --dataset "$SCIFACT" --split train \
+  --holdout 100 --negatives 3 --mine-negatives 7 --max-tokens 192 --epochs 1 --threads 2 --seed 13 \
+  --no-feedback --out "$OUT"
+echo "rebuilt $OUT; measure it with: python benchmarks/bench_reranker.py --data $DATA --model $OUT"
