@@ -116,7 +116,8 @@ def score(answer: Answer, item: dict[str, Any], chunk_text: dict[int, str]) -> d
         "id": item["id"], "question": item["question"], "answer": answer.text, "golds": golds,
         "generated": answer.generated_text,
         "em": max(exact_match(prediction, g) for g in golds), "f1": max(f1_score(prediction, g) for g in golds),
-        "abstained": answer.abstained, "citations": len(answer.citations), "good_citations": good,
+        "abstained": answer.abstained, "confidence": answer.confidence,
+        "citations": len(answer.citations), "good_citations": good,
         "invalid_citations": len(answer.invalid_citations),
         "gold_in_context": any(h.doc_id == item["paragraph"] for h in answer.hits),
         "first_token_ms": answer.timings.get("first_token", 0.0),
@@ -143,6 +144,8 @@ def measure_overhead(rag: LocalRAG, items: list[dict[str, Any]], k: int, max_tok
     inner = provider._get() if isinstance(provider, LazyLlamaCpp) else provider
     if not isinstance(inner, LlamaCppGenerator):
         return {"skipped": f"the answering provider {provider.name!r} is not llama.cpp"}
+    if not items:
+        return {"skipped": "--overhead-questions 0"}
     rows = []
     for item in items:
         hits = rag.search(item["question"], k=k)
@@ -193,6 +196,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--context-tokens", type=int, default=1024)
     parser.add_argument("--template", choices=["short", "default"], default="short")
+    parser.add_argument("--max-words", type=int, default=0, help="answer.max_words: condense longer answers")
+    parser.add_argument("--min-confidence", type=float, default=0.0, help="answer.min_confidence")
     parser.add_argument("--fusion", choices=["rrf", "weighted"], default=None, help="default: search.fusion")
     parser.add_argument("--alpha", type=float, default=None, help="dense weight of weighted fusion")
     parser.add_argument("--overhead-questions", type=int, default=10)
@@ -203,7 +208,8 @@ def main() -> None:
     generate: dict[str, Any] = {"threads": args.threads, "max_tokens": args.max_tokens, "providers": "llamacpp"}
     if args.model:
         generate["model"] = args.model
-    answer_settings: dict[str, Any] = {"k": args.k, "context_tokens": args.context_tokens}
+    answer_settings: dict[str, Any] = {"k": args.k, "context_tokens": args.context_tokens,
+                                       "max_words": args.max_words, "min_confidence": args.min_confidence}
     if args.template == "short":
         answer_settings["system_template"] = SHORT_SYSTEM_TEMPLATE
         answer_settings["user_template"] = SHORT_USER_TEMPLATE
@@ -247,7 +253,8 @@ def main() -> None:
         "dataset": "SQuAD v1.1 dev (2,067 paragraphs, 10,570 questions)",
         "questions": len(rows), "seed": args.seed, "k": args.k, "template": args.template,
         "model": model, "threads": args.threads, "max_tokens": args.max_tokens,
-        "context_tokens": args.context_tokens, "search_mode": settings.search.mode,
+        "context_tokens": args.context_tokens, "search_mode": settings.search.mode, "max_words": args.max_words,
+        "min_confidence": args.min_confidence,
         "fusion": settings.search.fusion, "alpha": settings.search.alpha,
         "exact_match": round(statistics.fmean(r["em"] for r in rows), 4),
         "f1": round(statistics.fmean(r["f1"] for r in rows), 4),

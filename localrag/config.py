@@ -100,6 +100,11 @@ class AnswerSettings:
     # attribute: only add the citations; off: only check the model's own [n] markers.
     verify: Literal["strict", "attribute", "off"] = "strict"
     min_support: float = 0.5  # share of a claim's new content words a passage must contain
+    # abstain when the model's geometric-mean token probability is lower (0: never; llama.cpp only)
+    min_confidence: float = 0.0
+    # answers longer than this many words are condensed by a second, short generation to the shortest
+    # phrase of the answer that still answers the question (0: never; for factoid question answering)
+    max_words: int = 0
     rewrite_followups: bool = True
     history_turns: int = 3
 
@@ -232,6 +237,10 @@ def _check_ranges(section: Any, section_name: str) -> None:
         raise ConfigError("answer.k must be at least 1")
     if isinstance(section, AnswerSettings) and not 0.0 <= section.min_support <= 1.0:
         raise ConfigError(f"answer.min_support must lie in [0, 1]; got {section.min_support}")
+    if isinstance(section, AnswerSettings) and section.max_words < 0:
+        raise ConfigError(f"answer.max_words must be 0 (off) or more; got {section.max_words}")
+    if isinstance(section, AnswerSettings) and not 0.0 <= section.min_confidence <= 1.0:
+        raise ConfigError(f"answer.min_confidence must lie in [0, 1]; got {section.min_confidence}")
 
 
 def load_settings(data_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

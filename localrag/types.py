@@ -143,7 +143,7 @@ class Prompt:
     question: str = ""
     passages: tuple[Passage, ...] = ()
     abstain_phrase: str = ""
-    task: Literal["answer", "rewrite"] = "answer"
+    task: Literal["answer", "rewrite", "condense"] = "answer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +155,8 @@ class Completion:
     finish_reason: str = ""
     provider: str = ""
     cached_prompt_tokens: int = 0  # prompt tokens reused from the previous call's KV cache
+    # mean log-probability of the generated tokens, where the provider exposes it (llama.cpp)
+    mean_logprob: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,8 @@ class Answer:
     context; they were removed from ``text``. ``generated_text`` is what the model wrote (and
     what ``stream`` yielded); ``text`` is it after verification: citations added to supported
     claims, or the abstention phrase when no claim was supported by the sources.
-    ``support`` is the share of the answer's sentences that the sources support.
+    ``support`` is the share of the answer's sentences that the sources support; ``confidence``
+    the model's own (geometric-mean token probability), where the provider exposes it.
     """
 
     question: str
@@ -209,3 +212,4 @@ class Answer:
     standalone_question: str = ""
     generated_text: str = ""
     support: float = 0.0
+    confidence: float | None = None  # geometric mean of the generated tokens' probabilities, if known

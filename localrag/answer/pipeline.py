@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from localrag.answer.citations import MarkerFilter
+from localrag.answer.citations import MarkerFilter, strip_markers
 from localrag.answer.context import Context, ContextBuilder
-from localrag.answer.grounding import verify
+from localrag.answer.grounding import Verified, verify
 from localrag.config import AnswerSettings, GenerateSettings
 from localrag.errors import InvalidInputError, NotFoundError
 from localrag.generate.base import GenerationError
-from localrag.generate.prompts import PromptTemplates
+from localrag.generate.prompts import PromptTemplates, condense_prompt
 from localrag.protocols import Generator, Reranker
 from localrag.types import Answer, Completion, Hit, SearchMode, SearchRequest
 
@@ -145,6 +146,26 @@ class AnswerPipeline:
         builder = ContextBuilder(count, budget, document_text=self._document_text)
         return builder.build(hits)
 
+    def _condense(self, question: str, generated: str, context: Context, usage: dict[str, int]) -> Verified | None:
+        """The shortest phrase of a long answer that still answers the question, cited; None to keep it whole.
+
+        The phrase must be copied from the answer (a small model asked to shorten may otherwise
+        invent), and must itself be supported by a source."""
+        long_answer = strip_markers(generated)
+        try:
+            completion = self.generator.generate(condense_prompt(question, long_answer), max_tokens=32,
+                                                 temperature=0.0)
+        except GenerationError as e:
+            log.warning("could not condense the answer: %s", e)
+            return None
+        usage["prompt_tokens"] += completion.prompt_tokens
+        usage["completion_tokens"] += completion.completion_tokens
+        phrase = completion.text.strip().strip("\"'`").rstrip(".").strip()
+        if not phrase or len(phrase) >= len(long_answer) or _normalised(phrase) not in _normalised(long_answer):
+            return None
+        checked = verify(phrase, context, question, min_support=self.settings.min_support, attribute=True)
+        return checked if checked.supported else None
+
     def _document_text(self, namespace: str, doc_id: str) -> str | None:
         try:
             return self.rag.get_document(doc_id, namespace).text
@@ -203,9 +224,20 @@ class AnswerPipeline:
         if not abstained and mode == "strict" and verified.supported == 0:
             log.info("no sentence of the answer is supported by the sources; abstaining: %r", generated)
             text, abstained = phrase, True
+        confidence = None if completion.mean_logprob is None else math.exp(completion.mean_logprob)
+        if not abstained and confidence is not None and confidence < self.settings.min_confidence:
+            log.info("the model's confidence %.2f is under answer.min_confidence; abstaining: %r", confidence,
+                     generated)
+            text, abstained = phrase, True
         usage = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                 "cached_prompt_tokens": completion.cached_prompt_tokens,
-                 "total_tokens": completion.prompt_tokens + completion.completion_tokens}
+                 "cached_prompt_tokens": completion.cached_prompt_tokens}
+        if not abstained and 0 < self.settings.max_words < len(strip_markers(generated).split()):
+            t_condense = time.perf_counter()
+            condensed = self._condense(question, generated, context, usage)
+            timings["condense"] = (time.perf_counter() - t_condense) * 1000
+            if condensed is not None:
+                text, verified = condensed.text, condensed
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         timings["total"] = (time.perf_counter() - started) * 1000
         used = {chunk_id for source in context.sources for chunk_id in source.chunk_ids}
         yield Answer(
@@ -213,5 +245,5 @@ class AnswerPipeline:
             hits=tuple(h for h in hits if h.chunk_id in used),
             timings=timings, usage=usage, model=completion.model, provider=completion.provider,
             abstained=abstained, invalid_citations=tuple(cleaner.invalid), generated_text=generated,
-            support=0.0 if abstained else verified.support,
+            support=0.0 if abstained else verified.support, confidence=confidence,
         )

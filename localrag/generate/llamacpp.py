@@ -210,13 +210,14 @@ class LlamaCppGenerator:
             return timed_out
 
         criteria = _stopping(past_deadline) if deadline is not None else None
+        confidence = _TokenLogprobs(len(tokens))
         pieces: list[str] = []
         finish = ""
         try:
             for chunk in llm.create_completion(
                 tokens, max_tokens=max_tokens, temperature=temperature, top_k=40, top_p=0.95, min_p=0.05,
                 repeat_penalty=1.0, stop=list(stop) or None, stream=True, seed=self.seed,
-                stopping_criteria=criteria,
+                stopping_criteria=criteria, logits_processor=_processors(confidence),
             ):
                 choice = chunk["choices"][0]
                 if choice.get("text"):
@@ -230,7 +231,7 @@ class LlamaCppGenerator:
         text = "".join(pieces)
         completion_tokens = len(llm.tokenize(text.encode(), add_bos=False, special=False)) if text else 0
         yield Completion(text, len(tokens), completion_tokens, self.model, finish or "stop", self.name,
-                         cached_prompt_tokens=cached)
+                         cached_prompt_tokens=cached, mean_logprob=confidence.mean(finish == "stop"))
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -240,6 +241,44 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+class _TokenLogprobs:
+    """Records the log-probability of each generated token (a llama.cpp logits processor that changes nothing).
+
+    The processor sees the logits before a token is chosen; the choice shows up as the last input id
+    of the next call. The final token (end of generation) is never followed by a call, so with
+    ``ended`` its probability is taken as the step's most likely token, which is what greedy
+    decoding chose.
+    """
+
+    def __init__(self, prompt_tokens: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.logprobs: list[float] = []
+        self._pending: tuple[Any, float] | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import numpy as np
+
+        if self._pending is not None and len(input_ids) > self.prompt_tokens:
+            previous, norm = self._pending
+            self.logprobs.append(float(previous[int(input_ids[-1])]) - norm)
+        top = float(scores.max())
+        self._pending = (scores.copy(), top + float(np.log(np.exp(scores - top).sum())))
+        return scores
+
+    def mean(self, ended: bool) -> float | None:
+        values = list(self.logprobs)
+        if ended and self._pending is not None:
+            previous, norm = self._pending
+            values.append(float(previous.max()) - norm)
+        return sum(values) / len(values) if values else None
+
+
+def _processors(*processors: Callable[[Any, Any], Any]) -> Any:
+    from llama_cpp import LogitsProcessorList
+
+    return LogitsProcessorList(list(processors))
 
 
 def _stopping(check: Callable[[Any, Any], bool]) -> Any:

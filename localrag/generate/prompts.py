@@ -41,6 +41,13 @@ REWRITE_SYSTEM = (
 )
 REWRITE_USER = "Conversation:\n{history}\n\nFollow-up question: {question}\n\nStandalone question:"
 
+CONDENSE_SYSTEM = (
+    "You shorten answers. Given a question and a long answer, reply with the shortest phrase copied from "
+    "the long answer that still answers the question: a name, a number, a date or a short phrase. "
+    "Reply with that phrase only."
+)
+CONDENSE_USER = "Question: {question}\nLong answer: {answer}\nShortest phrase:"
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # "<source", "</source", "< / source" in any case, also written with fullwidth brackets.
 _DELIMITER_LOOKALIKE = re.compile(r"[<＜‹]\s*(/?)\s*(source)", re.IGNORECASE)
@@ -121,3 +128,10 @@ def rewrite_prompt(history: Sequence[tuple[str, str]], question: str) -> Prompt:
     user = fill(REWRITE_USER, {"history": "\n".join(lines), "question": question.strip()})
     return Prompt((ChatMessage("system", REWRITE_SYSTEM), ChatMessage("user", user)), question=question,
                   task="rewrite")
+
+
+def condense_prompt(question: str, answer: str) -> Prompt:
+    """A prompt asking for the shortest phrase of ``answer`` that still answers ``question``."""
+    user = fill(CONDENSE_USER, {"question": " ".join(question.split()), "answer": " ".join(answer.split())})
+    return Prompt((ChatMessage("system", CONDENSE_SYSTEM), ChatMessage("user", user)), question=question,
+                  task="condense")

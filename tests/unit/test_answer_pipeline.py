@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 from localrag.engine import LocalRAG
-from localrag.errors import ModelNotFoundError
+from localrag.errors import ConfigError, ModelNotFoundError
 from localrag.generate.base import GenerationError, GenerationTimeoutError, approx_tokens, collect
 from localrag.generate.chain import FallbackGenerator
 from localrag.generate.extractive import ExtractiveGenerator
@@ -39,9 +40,11 @@ class Scripted:
     name = "scripted"
     model = "scripted-1"
 
-    def __init__(self, reply: str | Any, fail: list[BaseException] | None = None) -> None:
+    def __init__(self, reply: str | Any, fail: list[BaseException] | None = None,
+                 logprob: float | None = None) -> None:
         self.reply = reply
         self.fail = list(fail or [])
+        self.logprob = logprob
         self.prompts: list[Prompt] = []
 
     @property
@@ -63,7 +66,7 @@ class Scripted:
         text = self.reply(prompt) if callable(self.reply) else self.reply
         for i in range(0, len(text), 3):
             yield text[i : i + 3]
-        yield Completion(text, 100, 10, self.model, "stop", self.name)
+        yield Completion(text, 100, 10, self.model, "stop", self.name, mean_logprob=self.logprob)
 
 
 @pytest.fixture
@@ -130,6 +133,47 @@ def test_strict_verification_replaces_an_unsupported_answer_with_the_abstention(
         corpus.settings = settings
         kept = use(corpus, Scripted(invention)).ask("Which country won the 1998 World Cup?")
         assert not kept.abstained and kept.text == invention
+
+
+def test_low_model_confidence_abstains_only_under_the_configured_floor(corpus: LocalRAG) -> None:
+    reply = "Honeybees tell each other with the waggle dance [1]."
+    question = "How do honeybees find flowers?"
+    unsure = use(corpus, Scripted(reply, logprob=math.log(0.4))).ask(question)
+    assert not unsure.abstained and unsure.confidence == pytest.approx(0.4)  # min_confidence 0: never abstain
+    corpus.settings = corpus.settings.with_overrides({"answer": {"min_confidence": 0.5}})
+    refused = use(corpus, Scripted(reply, logprob=math.log(0.4))).ask(question)
+    assert refused.abstained and refused.text == DEFAULT_ABSTAIN and refused.citations == ()
+    assert refused.generated_text == reply
+    sure = use(corpus, Scripted(reply, logprob=math.log(0.9))).ask(question)
+    assert not sure.abstained and sure.citations and sure.confidence == pytest.approx(0.9)
+    unknown = use(corpus, Scripted(reply)).ask(question)  # a provider without log-probabilities
+    assert not unknown.abstained and unknown.confidence is None
+    with pytest.raises(ConfigError, match="min_confidence"):
+        corpus.settings.with_overrides({"answer": {"min_confidence": 1.5}})
+
+
+def test_long_answers_condense_to_a_cited_phrase_copied_from_them(corpus: LocalRAG) -> None:
+    long_answer = "Honeybees tell each other where flowers are with the waggle dance [1]."
+    question = "How do honeybees tell each other where flowers are?"
+
+    def reply(condensed: str) -> Any:
+        return lambda prompt: condensed if prompt.task == "condense" else long_answer
+
+    corpus.settings = corpus.settings.with_overrides({"answer": {"max_words": 4}})
+    gen = Scripted(reply("the waggle dance."))
+    answer = use(corpus, gen).ask(question)
+    assert answer.text == "the waggle dance [1]" and answer.generated_text == long_answer
+    assert [p.task for p in gen.prompts] == ["answer", "condense"]
+    assert long_answer.replace(" [1]", "") in gen.prompts[1].messages[1].content
+    assert answer.citations[0].doc_id == "bees" and "waggle dance" in answer.citations[0].quote
+    assert "condense" in answer.timings and answer.usage["prompt_tokens"] == 200
+    # a "shorter" phrase the answer does not contain is an invention: the answer stays whole
+    kept = use(corpus, Scripted(reply("pheromone trails"))).ask(question)
+    assert kept.text == long_answer and kept.citations
+    # answers within the limit are not condensed
+    corpus.settings = corpus.settings.with_overrides({"answer": {"max_words": 40}})
+    gen = Scripted(reply("the waggle dance"))
+    assert use(corpus, gen).ask(question).text == long_answer and len(gen.prompts) == 1
 
 
 def test_aask_and_ask_many(corpus: LocalRAG) -> None:
