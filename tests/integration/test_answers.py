@@ -100,8 +100,10 @@ def test_streaming_and_non_streaming_give_the_same_text(rag: LocalRAG, smol_path
     asked = rag.ask(question)
     assert asked.text == final.text and asked.generated_text == final.generated_text
     assert asked.citations == final.citations
-    # the model's own confidence rides along (the logits processor that measures it changes no token)
-    assert final.confidence is not None and 0.0 < final.confidence <= 1.0 and asked.confidence == final.confidence
+    # the model's own confidence rides along (the logits processor that measures it changes no token);
+    # a prompt evaluated from the KV cache gives slightly different logits, so only near-equal
+    assert final.confidence is not None and 0.0 < final.confidence <= 1.0
+    assert asked.confidence == pytest.approx(final.confidence, abs=0.03)
     # And llama.cpp's own non-streaming call on the same prompt agrees with our streamed text.
     generator = rag.answers.generator.primary._get()  # type: ignore[attr-defined]
     context = rag.answers.build_context(question, final.hits, 96)
