@@ -198,6 +198,8 @@ def main() -> None:
     parser.add_argument("--template", choices=["short", "default"], default="short")
     parser.add_argument("--max-words", type=int, default=0, help="answer.max_words: condense longer answers")
     parser.add_argument("--min-confidence", type=float, default=0.0, help="answer.min_confidence")
+    parser.add_argument("--rerank", default=None, help="rerank the candidates with this rerank.model "
+                        "(e.g. trained) before taking the top k")
     parser.add_argument("--fusion", choices=["rrf", "weighted"], default=None, help="default: search.fusion")
     parser.add_argument("--alpha", type=float, default=None, help="dense weight of weighted fusion")
     parser.add_argument("--overhead-questions", type=int, default=10)
@@ -218,8 +220,9 @@ def main() -> None:
         search["fusion"] = args.fusion
     if args.alpha is not None:
         search["alpha"] = args.alpha
+    rerank: dict[str, Any] = {"enabled": True, "model": args.rerank} if args.rerank else {"enabled": False}
     settings = load_settings(env={}).with_overrides({"generate": generate, "answer": answer_settings,
-                                                     "search": search})
+                                                     "search": search, "rerank": rerank})
     corpus, items = load_squad()
     sample = random.Random(args.seed).sample(items, args.questions)
 
@@ -254,6 +257,7 @@ def main() -> None:
         "questions": len(rows), "seed": args.seed, "k": args.k, "template": args.template,
         "model": model, "threads": args.threads, "max_tokens": args.max_tokens,
         "context_tokens": args.context_tokens, "search_mode": settings.search.mode, "max_words": args.max_words,
+        "rerank": args.rerank, "rerank_candidates": settings.rerank.candidates if args.rerank else None,
         "min_confidence": args.min_confidence,
         "fusion": settings.search.fusion, "alpha": settings.search.alpha,
         "exact_match": round(statistics.fmean(r["em"] for r in rows), 4),

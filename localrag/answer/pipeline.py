@@ -121,7 +121,7 @@ class AnswerPipeline:
             if not isinstance(question, str) or not question.strip():
                 raise InvalidInputError("question must be a non-empty string")
         k = opts.k or self.settings.k
-        depth = k * 4 if self.reranker is not None else k
+        depth = max(k, self.rag.settings.rerank.candidates) if self.reranker is not None else k
         mode = opts.mode or self.rag.settings.search.mode
         # rerank=False: the engine's own rerank stage would score the same hits a second time.
         requests = [SearchRequest(q, depth, mode, opts.namespace, opts.filter, rerank=False) for q in questions]

@@ -42,11 +42,14 @@ REWRITE_SYSTEM = (
 REWRITE_USER = "Conversation:\n{history}\n\nFollow-up question: {question}\n\nStandalone question:"
 
 CONDENSE_SYSTEM = (
-    "You shorten answers. Given a question and a long answer, reply with the shortest phrase copied from "
-    "the long answer that still answers the question: a name, a number, a date or a short phrase. "
-    "Reply with that phrase only."
+    "Extract the answer. Given a question and a sentence that answers it, copy the words of the sentence "
+    "that answer the question, leaving out the words that restate the question.\n"
+    "Example:\n"
+    "Question: Who designed the bridge?\n"
+    "Sentence: The bridge was designed by the engineer Joseph Strauss in 1921.\n"
+    "Answer: the engineer Joseph Strauss"
 )
-CONDENSE_USER = "Question: {question}\nLong answer: {answer}\nShortest phrase:"
+CONDENSE_USER = "Question: {question}\nSentence: {answer}\nAnswer:"
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # "<source", "</source", "< / source" in any case, also written with fullwidth brackets.
