@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from localrag.rerank.mining import groups_from_qrels, passage_text
 from localrag.rerank.train import TrainSettings, train
 
 K1 = 20
+BLENDS = (0.0, 0.5, 0.6)
 
 
 def _article(doc_id: str) -> int:
@@ -30,17 +32,19 @@ def _recall(hits: list[Any], gold: str) -> tuple[float, float]:
     return float(gold in docs[:1]), float(gold in docs[:5])
 
 
-def _evaluate(queries: list[str], golds: list[str], hits: list[list[Any]],
-              reranker: ScoringReranker | None, blend: float = 0.0) -> dict[str, float]:
+def _scores(queries: list[str], hits: list[list[Any]], reranker: ScoringReranker) -> list[Any]:
+    return [reranker.score_pairs(q, [passage_text(h) for h in hs[:K1]]) for q, hs in zip(queries, hits, strict=True)]
+
+
+def _evaluate(
+    golds: list[str], hits: list[list[Any]], scores: list[Any] | None, blend: float = 0.0
+) -> dict[str, float]:
     r1 = r5 = 0.0
-    for q, gold, hs in zip(queries, golds, hits, strict=True):
-        ranked = hs
-        if reranker is not None:
-            head = hs[:K1]
-            ranked = rank_hits(head, reranker.score_pairs(q, [passage_text(h) for h in head]), K1, blend) + hs[K1:]
+    for i, (gold, hs) in enumerate(zip(golds, hits, strict=True)):
+        ranked = hs if scores is None else rank_hits(hs[:K1], scores[i], K1, blend) + hs[K1:]
         a, b = _recall(ranked, gold)
         r1, r5 = r1 + a, r5 + b
-    n = max(1, len(queries))
+    n = max(1, len(golds))
     return {"recall@1": round(r1 / n, 4), "recall@5": round(r5 / n, 4)}
 
 
@@ -55,14 +59,16 @@ def squad(args: argparse.Namespace, scifact_reranker: ScoringReranker) -> dict[s
     rng = random.Random(13)
     test_ids = sorted(rng.sample(test_ids, min(args.squad_questions, len(test_ids))))
     train_ids = sorted(rng.sample(train_ids, min(args.squad_groups, len(train_ids))))
-    settings = TrainSettings(max_groups=0)
+    # The same recipe as the reranker under test (its reranker.json), on the SQuAD half.
+    shipped = json.loads((Path(args.model) / "reranker.json").read_text(encoding="utf-8"))
+    settings = TrainSettings(**shipped["training"]["settings"])
     with open_rag(args.squad_data) as rag:
         ingest_dataset(rag, data)
         namespace = eval_namespace(data)
         half = BeirDataset(root, {q: data.queries[q] for q in train_ids}, {q: data.qrels[q] for q in train_ids})
         groups = groups_from_qrels(rag, half, namespace, negatives=settings.negatives, seed=settings.seed)
         queries = [data.queries[q] for q in test_ids]
-        hits = first_stage(rag, queries, namespace, depth=50)
+        hits = first_stage(rag, queries, namespace, depth=50, fusion="weighted", alpha=0.5)
     from localrag.rerank.build import base_model_folder
 
     folder = base_model_folder()
@@ -75,10 +81,11 @@ def squad(args: argparse.Namespace, scifact_reranker: ScoringReranker) -> dict[s
     train_s = time.perf_counter() - started
     own = load_cross_encoder(out, threads=args.threads)
     golds = [gold[q] for q in test_ids]
-    recall = {
-        "hybrid": _evaluate(queries, golds, hits, None),
-        "hybrid+scifact_reranker": _evaluate(queries, golds, hits, scifact_reranker),
-        "hybrid+squad_reranker": _evaluate(queries, golds, hits, own),
+    theirs, mine = _scores(queries, hits, scifact_reranker), _scores(queries, hits, own)
+    recall = {  # hybrid: weighted fusion, alpha 0.5 (the default); blend: the first-stage share
+        "hybrid": _evaluate(golds, hits, None),
+        **{f"hybrid+scifact_reranker,blend={b}": _evaluate(golds, hits, theirs, b) for b in BLENDS},
+        **{f"hybrid+squad_reranker,blend={b}": _evaluate(golds, hits, mine, b) for b in BLENDS},
     }
     return {
         "split": f"articles {articles[0]}..{max(first_half)} train, the rest test",

@@ -7,10 +7,11 @@ copied (distinct suffix token, vectors perturbed and renormalised) up to ``--chu
 the first ``--base-chunks`` real chunks are embedded, to keep the build short on 2 cores;
 the built data directory is kept in ``--data`` and reused by later runs.
 
-Servers: two ``localrag serve`` subprocesses (uvicorn, one process each), one with
-``LOCALRAG_SERVER__MICRO_BATCHING`` on and one off, running side by side; the levels alternate
-between them so both see the same background load. The result and embedding caches are turned
-off (so every request searches), and the queries are the 1,109 SciFact queries cycled.
+Server: ``localrag serve`` in a subprocess (uvicorn, one process), with
+``LOCALRAG_SERVER__MICRO_BATCHING`` on or off; the settings alternate level by level (a fresh,
+warmed-up server each time) so both see the same background load on a shared machine. The
+result and embedding caches are turned off (so every request searches), and the queries are
+the 1,109 SciFact queries cycled.
 
 Load: this process, one asyncio loop with ``c`` keep-alive connections, each sending its next
 request when the previous answer is complete (closed loop). Requests are pre-encoded bytes and
@@ -85,7 +86,7 @@ def start_server(data: Path, batching: bool) -> tuple[subprocess.Popen[bytes], i
     proc = subprocess.Popen([sys.executable, "-m", "localrag.cli", "--data", str(data), "serve", "--port", str(port)],
                             env=env, cwd=REPO)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
                 if r.status == 200:
@@ -156,6 +157,13 @@ async def drive(port: int, requests: list[bytes], concurrency: int, seconds: flo
     }
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to compare settings independently of
+    how much of the shared machine the server happened to get."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_batches(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
@@ -195,26 +203,28 @@ def main() -> None:
         "seconds_per_level": args.seconds,
         "runs": {},
     }
-    # Both servers run side by side and the levels alternate (on, off, on, off, ...), so the two
-    # settings see the same background load on a shared machine; only one is driven at a time.
-    servers = {"batching_on": start_server(args.data, True), "batching_off": start_server(args.data, False)}
-    try:
-        encoded = {label: [request_bytes(port, q, args.k) for q in queries] for label, (_, port) in servers.items()}
-        for label, (_, port) in servers.items():
-            asyncio.run(drive(port, encoded[label], 4, 0.0, 2.0))  # load the embedder, touch the indexes
-            results["runs"][label] = {"levels": []}
-        for c in args.concurrency:
-            for label, (_, port) in servers.items():
-                level = asyncio.run(drive(port, encoded[label], c, args.seconds, args.warmup))
+    # The settings alternate level by level (on, off, on, off, ...) so both see the same background
+    # load on a shared machine. One server at a time: a server holds its data directory's Pinecone
+    # writer lock, so each level starts a fresh one (then warms it up).
+    results["runs"] = {"batching_on": {"levels": [], "server": []}, "batching_off": {"levels": [], "server": []}}
+    for c in args.concurrency:
+        for label in results["runs"]:
+            proc, port = start_server(args.data, label == "batching_on")
+            try:
+                requests = [request_bytes(port, q, args.k) for q in queries]
+                asyncio.run(drive(port, requests, 4, 0.0, 2.0))  # load the embedder, touch the indexes
+                asyncio.run(drive(port, requests, c, 0.0, args.warmup))  # the same load, not recorded
+                cpu0 = process_cpu_seconds(proc.pid)
+                level = asyncio.run(drive(port, requests, c, args.seconds, 0.0))
+                level["server_cpu_ms_per_request"] = round(
+                    (process_cpu_seconds(proc.pid) - cpu0) * 1000 / max(level["requests"], 1), 2)
                 level["load_average_1min"] = round(os.getloadavg()[0], 2)
                 results["runs"][label]["levels"].append(level)
+                results["runs"][label]["server"].append({"concurrency": c, **server_batches(port)})
                 print(json.dumps({label: level}), flush=True)
-        for label, (_, port) in servers.items():
-            results["runs"][label]["server"] = server_batches(port)
-    finally:
-        for proc, _ in servers.values():
-            proc.terminate()
-            proc.wait(timeout=30)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
     on = {lv["concurrency"]: lv for lv in results["runs"]["batching_on"]["levels"]}
     off = {lv["concurrency"]: lv for lv in results["runs"]["batching_off"]["levels"]}
     top = max(args.concurrency)
@@ -224,6 +234,10 @@ def main() -> None:
         "qps_batching_off": off[top]["qps"],
         "batching_speedup": round(on[top]["qps"] / max(off[top]["qps"], 1e-9), 2),
         "p99_ms_batching_on": on[top]["p99_ms"],
+        "server_cpu_ms_per_request_on": on[top]["server_cpu_ms_per_request"],
+        "server_cpu_ms_per_request_off": off[top]["server_cpu_ms_per_request"],
+        "cpu_efficiency_gain": round(off[top]["server_cpu_ms_per_request"]
+                                     / max(on[top]["server_cpu_ms_per_request"], 1e-9), 2),
         "errors": sum(lv["errors"] for run in results["runs"].values() for lv in run["levels"]),
         "target": "qps >= 200 and p99 <= 100 ms at c=32, 0 errors, batching >= 1.5x no batching",
     }

@@ -68,6 +68,7 @@ class LocalRAG:
         self._write_mutex = threading.Lock()
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
+        self._reranker_lock = threading.Lock()  # apart: the answer pipeline loads the reranker while built
         self._generator = generator
         self._answers: AnswerPipeline | None = None
         self._reranker = reranker  # None: rerank.model, loaded on first use
@@ -285,7 +286,7 @@ class LocalRAG:
     def reranker(self) -> Reranker | None:
         """The configured reranker (``rerank.model``), loaded on first use; None when none is configured."""
         if not self._reranker_loaded:
-            with self._embedder_lock:
+            with self._reranker_lock:
                 if not self._reranker_loaded:
                     from localrag.rerank.factory import load_reranker
 

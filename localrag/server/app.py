@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import time
@@ -31,6 +30,7 @@ from localrag.engine import LocalRAG
 from localrag.errors import ConfigError, InvalidInputError, LocalRagError, RateLimitedError, http_status_for
 from localrag.metrics import SNAPSHOT_FILE, Metrics
 from localrag.pinecone import server as pinecone_server
+from localrag.pinecone.server import is_loopback
 from localrag.server import openai_chat, routes
 from localrag.server.context import ServerContext
 from localrag.server.security import MB, BodyLimitMiddleware, error_body, retry_after_header, split_keys
@@ -177,15 +177,6 @@ async def _flush_metrics(ctx: ServerContext) -> None:
     while True:
         await asyncio.sleep(period)
         await run_in_threadpool(_save_metrics, ctx)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_keys: Sequence[str] = (),

@@ -23,6 +23,7 @@ class MicroBatcher:
 
     While a batch runs in the thread pool, new arrivals queue up and form the next batch, so
     under load batches grow by themselves; the window only matters when the server is idle.
+    ``workers`` batches may run at once (FAISS and ONNX release the GIL, so two use two cores).
     """
 
     def __init__(self, run: RunBatch, window_ms: float = 2.0, max_batch: int = 64, workers: int = 1) -> None:

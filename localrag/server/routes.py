@@ -124,7 +124,7 @@ def router() -> APIRouter:
                 yield sse("error", error_body(e))
             except Exception as e:  # the status line is sent already: report it as an event
                 log.error("answer stream failed", exc_info=e)
-                yield sse("error", error_body(e, 500))
+                yield sse("error", error_body(RuntimeError("internal error"), 500))
             finally:
                 slot.release()
 

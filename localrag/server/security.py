@@ -14,7 +14,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from localrag.errors import InvalidInputError, RateLimitedError, RequestTooLargeError, UnauthorizedError
+from localrag.errors import (
+    InvalidInputError,
+    RateLimitedError,
+    RequestTooLargeError,
+    UnauthorizedError,
+    http_status_for,
+)
 
 KEY_HEADERS = ("api-key", "x-api-key")
 MB = 1024 * 1024
@@ -162,11 +168,9 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def error_body(exc: Exception, status: int | None = None) -> dict[str, Any]:
     """The RAG API's error shape (OpenAI's): ``{"error": {"message", "type", "code"}}``."""
-    from localrag.errors import http_status_for
-
     code = status if status is not None else http_status_for(exc)
     kind = "".join("_" + c.lower() if c.isupper() else c for c in type(exc).__name__).lstrip("_")
-    message = str(exc) if code < 500 or not isinstance(exc, Exception) else str(exc) or "internal error"
+    message = str(exc) or type(exc).__name__
     return {"error": {"message": message, "type": kind, "code": code}}
 
 

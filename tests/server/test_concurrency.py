@@ -172,3 +172,22 @@ def test_a_full_llm_queue_gets_503_over_http(tmp_path: Path, fake_embedder: Any)
             generator.gate.set()
             first.join(30)
             assert result["r"].status_code == 200
+
+
+def test_faiss_batch_search_is_exact_and_matches_single_queries() -> None:
+    import numpy as np
+
+    from localrag.index.faiss_index import FaissIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(25_000, 32)).astype(np.float32)  # past the SQ8 threshold
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = FaissIndex(32)
+    index.add(np.arange(100, 25_100, dtype=np.int64), vectors)
+    queries = vectors[rng.choice(25_000, 12, replace=False)] + rng.normal(0, 0.1, (12, 32)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    batch = index.search(queries, 10)  # the batched (one matrix product) path
+    expected = [list(np.argsort(-(vectors @ q), kind="stable")[:10] + 100) for q in queries]
+    assert [[k for k, _ in row] for row in batch] == expected
+    singles = [index.search(q.reshape(1, -1), 10)[0] for q in queries]
+    assert [[k for k, _ in row] for row in singles] == expected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -127,3 +129,13 @@ def test_the_pinecone_api_is_served_by_the_same_app(secured: tuple[str, LocalRAG
     with pytest.raises(pinecone.ApiError) as info:
         pinecone.Pinecone(api_key="wrong", host=url, retry_config=pinecone.RetryConfig(max_retries=0)).list_indexes()
     assert info.value.status_code == 401
+
+
+def test_one_json_log_line_per_request(secured: tuple[str, LocalRAG], caplog: pytest.LogCaptureFixture) -> None:
+    url, _ = secured
+    with caplog.at_level(logging.INFO, logger="localrag.server.access"), httpx.Client(base_url=url) as c:
+        c.post("/v1/search", json=SEARCH, headers={"X-API-Key": KEY})
+        c.post("/v1/search", json=SEARCH)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "localrag.server.access"]
+    assert [(line["route"], line["status"]) for line in lines] == [("/v1/search", 200), ("/v1/search", 401)]
+    assert all(line["method"] == "POST" and line["ms"] > 0 and line["client"] == "127.0.0.1" for line in lines)
