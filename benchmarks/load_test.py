@@ -72,6 +72,34 @@ def build_index(data: Path, dataset: Path, chunks: int, base_chunks: int) -> dic
     return info
 
 
+def quality_check(data: Path, queries: list[str], n: int = 300) -> dict[str, Any]:
+    """What the server's fast paths change: dense recall of the index's search (4-bit candidates,
+    exact rescoring) against brute force over the float vectors, and how far the server's batched
+    query embeddings (length-grouped runs) are from one-query-per-call ``embed_query``."""
+    import numpy as np
+
+    with LocalRAG(data, settings=Settings()) as rag:
+        space = rag.indexes.get(rag.store.namespace_id("") or 0)
+        assert space is not None, "the load-test namespace is missing"
+        dense = space.dense
+        sample = queries[:n]
+        single = np.stack([rag.embedder.embed_query(q) for q in sample])
+        batched = np.concatenate([rag.embedder.embed_queries(sample[i : i + 32])  # type: ignore[attr-defined]
+                                  for i in range(0, n, 32)])
+        keys = dense.keys()
+        vectors = dense._reconstruct(keys)
+        exact = keys[np.argsort(-(single @ vectors.T), axis=1, kind="stable")[:, :100]]
+        found = dense.search(single, 100)
+    recall = {k: round(float(np.mean([len({key for key, _ in row[:k]} & set(truth[:k])) / k
+                                      for row, truth in zip(found, exact, strict=True)])), 4) for k in (10, 100)}
+    cosine = np.sum(single * batched, axis=1)
+    return {"queries": n, "dense_index": f"{dense.kind}, {len(dense)} vectors, candidates from "
+                                          f"{'a 4-bit copy' if dense._coarse is not None else 'the float vectors'}",
+            "dense_recall_at_10_vs_brute_force": recall[10], "dense_recall_at_100_vs_brute_force": recall[100],
+            "batched_vs_single_query_embedding": {"min_cosine": round(float(cosine.min()), 5),
+                                                  "mean_cosine": round(float(cosine.mean()), 5)}}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -164,14 +192,22 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_batches(port: int) -> dict[str, float]:
+def server_batches(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
-    figures = {}
+    figures: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
     for line in text.splitlines():
         for name in ("localrag_search_batches", "localrag_search_batched_requests"):
             if line.startswith(name + " "):
                 figures[name] = float(line.split()[1])
+        if line.startswith('localrag_search_batch_sizes{size="'):
+            sizes[line.split('"')[1]] = int(float(line.split()[-1]))
+    if figures.get("localrag_search_batches"):
+        figures["mean_batch_size"] = round(figures["localrag_search_batched_requests"]
+                                           / figures["localrag_search_batches"], 1)
+    if sizes:  # batches per size bucket, warm-up included
+        figures["batch_sizes"] = dict(sorted(sizes.items(), key=lambda kv: int(kv[0].split("-")[0])))
     return figures
 
 
@@ -191,6 +227,8 @@ def main() -> None:
     corpus = build_index(args.data, args.dataset, args.chunks, args.base_chunks)
     print(json.dumps({"corpus": corpus}), flush=True)
     queries = [json.loads(line)["text"] for line in (args.dataset / "queries.jsonl").open(encoding="utf-8")]
+    quality = quality_check(args.data, queries)
+    print(json.dumps({"quality": quality}), flush=True)
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -198,6 +236,7 @@ def main() -> None:
                                        "perturbed vectors (see bench_retrieval.py)"},
         "request": {"endpoint": "POST /v1/search", "k": args.k, "mode": "hybrid (default: dense + BM25, RRF)",
                     "hit_text_included": True, "distinct_queries": len(queries)},
+        "quality": quality,
         "caches": "result and query-embedding caches turned off for the run (every request searches)",
         "client": "this process: asyncio, keep-alive connections, closed loop, pre-encoded requests",
         "seconds_per_level": args.seconds,

@@ -189,4 +189,6 @@ def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_k
                           "LOCALRAG_API_KEYS or server.api_keys), or bind 127.0.0.1")
     import uvicorn
 
-    uvicorn.run(create_app(data_dir, keys, settings=settings), host=host, port=port, log_level="warning")
+    # uvicorn's access log is off: the optional JSON line per request (server.json_log) replaces it.
+    uvicorn.run(create_app(data_dir, keys, settings=settings), host=host, port=port, log_level="warning",
+                access_log=False)

@@ -80,6 +80,7 @@ class ServerContext:
             "llm_queue_rejected": {(): self.llm.rejected},
             "search_batches": {(): self.batcher.batches},
             "search_batched_requests": {(): self.batcher.batched_requests},
+            "search_batch_sizes": {labels_of(size=b): n for b, n in self.batcher.sizes.items()},
         }
         return gauges
 

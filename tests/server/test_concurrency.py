@@ -180,7 +180,7 @@ def test_faiss_batch_search_is_exact_and_matches_single_queries() -> None:
     from localrag.index.faiss_index import FaissIndex
 
     rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(25_000, 32)).astype(np.float32)  # past the SQ8 threshold
+    vectors = rng.normal(size=(25_000, 32)).astype(np.float32)  # past the coarse-candidate threshold
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index = FaissIndex(32)
     index.add(np.arange(100, 25_100, dtype=np.int64), vectors)

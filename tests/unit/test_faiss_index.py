@@ -115,12 +115,12 @@ def test_wrong_dimension_is_refused() -> None:
     assert len(index) == 0
 
 
-def test_sq8_candidates_with_exact_rescoring_match_brute_force(tmp_path: Path) -> None:
+def test_coarse_candidates_with_exact_rescoring_match_brute_force(tmp_path: Path) -> None:
     x = unit_vectors(25_000, 16, seed=5)
     keys = np.arange(1, 25_001, dtype=np.int64)
     index = make("flat")
     index.add(keys, x)
-    assert index._sq8 is not None  # past _SQ8_MIN the scan runs on the int8 copy
+    assert index._coarse is not None  # past _COARSE_MIN candidates come from the 4-bit copy
     queries = unit_vectors(30, 16, seed=6)
     allow = keys[::7]
     for q in queries:
@@ -129,10 +129,10 @@ def test_sq8_candidates_with_exact_rescoring_match_brute_force(tmp_path: Path) -
         assert got[0][1] == pytest.approx(float(x[got[0][0] - 1] @ q), abs=1e-5)  # exact float scores
         assert [key for key, _ in index.search(q.reshape(1, -1), 10, allow)[0]] == oracle(x, keys, q, 10, allow)
     index.remove(keys[:5000])
-    assert len(index) == 20_000 and index._sq8.ntotal == 20_000
+    assert len(index) == 20_000 and index._coarse.ntotal == 20_000
     q = queries[0]
     assert [key for key, _ in index.search(q.reshape(1, -1), 10)[0]] == oracle(x[5000:], keys[5000:], q, 10)
     index.save(tmp_path / "dense.npz", stamp=1)
     loaded, _ = FaissIndex.load(tmp_path / "dense.npz")
-    assert loaded._sq8 is not None
+    assert loaded._coarse is not None
     assert loaded.search(q.reshape(1, -1), 10) == index.search(q.reshape(1, -1), 10)
