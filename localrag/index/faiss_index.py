@@ -57,6 +57,7 @@ class FaissIndex:
         self._deleted: set[int] = set()
         self._coarse: Any = None  # candidate generator, rebuilt (retrained) as the index doubles
         self._coarse_trained_at = 0
+        self.retrained_on_load = False
 
     # -- construction -------------------------------------------------------------
     def _new_flat(self) -> Any:
@@ -279,7 +280,10 @@ class FaissIndex:
                 index._coarse_trained_at = int(arrays["coarse_trained_at"])
                 if index._coarse.ntotal != len(index):
                     index._coarse, index._coarse_trained_at = None, 0
+            had_coarse = index._coarse is not None
             index._refresh_coarse()
+            # a file saved without the candidate copy (or a stale one) is saved again, not retrained each open
+            index.retrained_on_load = index._coarse is not None and not had_coarse
             return index, int(arrays["stamp"])
         except CorruptIndexError:
             raise

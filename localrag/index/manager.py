@@ -156,7 +156,7 @@ class IndexManager:
         if dense.dim != self.dim or not self._config_matches(keyword):
             log.info("namespace %d indexes were built with other settings: rebuilding", ns_id)
             return self._rebuild(ns_id)
-        space = NamespaceIndexes(dense, keyword)
+        space = NamespaceIndexes(dense, keyword, dirty=bool(getattr(dense, "retrained_on_load", False)))
         stamp = min(dense_stamp, keyword_stamp)
         if stamp > target or stamp < self.store.changes_floor():
             log.info("namespace %d index stamp %d cannot be caught up to %d: rebuilding", ns_id, stamp, target)

@@ -136,3 +136,11 @@ def test_coarse_candidates_with_exact_rescoring_match_brute_force(tmp_path: Path
     loaded, _ = FaissIndex.load(tmp_path / "dense.npz")
     assert loaded._coarse is not None
     assert loaded.search(q.reshape(1, -1), 10) == index.search(q.reshape(1, -1), 10)
+    assert not loaded.retrained_on_load  # the saved candidate copy was used as it was
+    # a file without the copy (saved by an older version) retrains it once and says so, so it is saved again
+    arrays = dict(np.load(tmp_path / "dense.npz"))
+    arrays["coarse"] = np.zeros(0, np.uint8)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old, _ = FaissIndex.load(tmp_path / "old.npz")
+    assert old.retrained_on_load and old._coarse is not None
+    assert old.search(q.reshape(1, -1), 10) == index.search(q.reshape(1, -1), 10)
