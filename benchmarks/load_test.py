@@ -234,7 +234,7 @@ def main() -> None:
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "corpus": {**corpus, "source": "SciFact chunks; copies beyond the real ones carry a suffix token and "
                                        "perturbed vectors (see bench_retrieval.py)"},
-        "request": {"endpoint": "POST /v1/search", "k": args.k, "mode": "hybrid (default: dense + BM25, RRF)",
+        "request": {"endpoint": "POST /v1/search", "k": args.k, "mode": "hybrid (dense + BM25, default fusion)",
                     "hit_text_included": True, "distinct_queries": len(queries)},
         "quality": quality,
         "caches": "result and query-embedding caches turned off for the run (every request searches)",
