@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from threaded_server import free_port
 
 from localrag.config import Settings
 from localrag.engine import LocalRAG
@@ -161,15 +161,9 @@ def _installed(module: str) -> bool:
 
 
 # -- the OpenAI-compatible provider against llama-cpp-python's own server -----------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(smol_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"  # a file: a full pipe would stall the server
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     # The child installs the same loopback-only guard before the server starts.

@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+from threaded_server import app_in_thread
 
 from localrag.config import Settings
 from localrag.server import create_app
 from localrag.types import Document
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def running_server(data_dir: Path, api_keys: Sequence[str] = (), **kwargs: Any) -> Iterator[str]:
     """Yields the base URL; ``kwargs`` go to ``create_app`` (settings, rag)."""
-    port = free_port()
-    app = create_app(data_dir, api_keys, **kwargs)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with app_in_thread(create_app(data_dir, api_keys, **kwargs)) as url:
+        yield url
 
 
 KEY = "test-key-1"
