@@ -136,12 +136,16 @@ def data_router() -> APIRouter:
         parsed = wire.update_request(await _json(request))
         return _ok((await run(index_of(request, index_name).update, parsed)).to_wire())
 
-    @router.api_route("/describe_index_stats", methods=["POST", "GET"])
     async def stats(index_name: str, request: Request) -> JSONResponse:
         body = await _json(request) if request.method == "POST" else {}
         flt = wire.filter_of(wire.snake_keys(body).get("filter") if isinstance(body, dict) else None)
         default = DEFAULT_NAMESPACE_ALIAS if api_version(request) >= DEFAULT_NAMESPACE_VERSION else ""
         return _ok((await run(index_of(request, index_name).stats, flt, default)).to_wire())
+
+    # one handler, two methods: each gets its own OpenAPI operation id
+    for method in ("POST", "GET"):
+        router.add_api_route("/describe_index_stats", stats, methods=[method],
+                             operation_id=f"describe_index_stats_{method.lower()}")
 
     @router.get("/vectors/list")
     async def list_ids(index_name: str, request: Request) -> JSONResponse:
