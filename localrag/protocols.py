@@ -44,6 +44,10 @@ class Embedder(Protocol):
         """(dim,) float32, L2-normalised."""
         ...
 
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """(n, dim) float32 for several queries in one call (the server's micro-batches)."""
+        ...
+
     @property
     def tokenizer(self) -> Tokenizer: ...
 

@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,6 @@ log = logging.getLogger(__name__)
 MODES = ("dense", "keyword", "hybrid")
 FUSIONS = ("rrf", "weighted")
 _ALLOW_CACHE_SIZE = 64
-_QUERY_EMBED_BATCH = 8
 
 
 @dataclass
@@ -48,14 +46,6 @@ def _result_key(request: SearchRequest, generation: int) -> tuple[Any, ...]:
     flt = None if request.filter is None else json.dumps(request.filter, sort_keys=True, default=str)
     return (generation, request.query, request.k, request.mode, request.namespace, flt, request.fusion,
             request.alpha, request.rrf_k, request.candidates)
-
-
-def _symmetric(embedder: Embedder) -> bool:
-    """True for the bundled embedders, whose ``embed_query`` is a one-text ``embed_documents``."""
-    return type(embedder).__name__ in _SYMMETRIC
-
-
-_SYMMETRIC = {"OnnxEmbedder", "SentenceTransformerEmbedder", "HashingEmbedder"}
 
 
 class Retriever:
@@ -78,7 +68,7 @@ class Retriever:
         self.indexes = indexes
         self._embedder = embedder
         self.settings = settings
-        self._allow_cache: OrderedDict[tuple[int, int, str], Allow] = OrderedDict()
+        self._allow_cache: LRUCache[Allow] = LRUCache("allow", _ALLOW_CACHE_SIZE)
         self._tables: dict[int, tuple[int, Any]] = {}
         self._cache_lock = threading.Lock()
 
@@ -142,20 +132,10 @@ class Retriever:
                 out[text] = cached
         if missing:
             embedder = self._embedder()
-            # The bundled embedders embed a query exactly as a one-text document batch, so a batch
-            # of queries is one embed_documents call; an embedder with its own query path keeps it.
-            batch = getattr(embedder, "embed_queries", None)
             if len(missing) == 1:
                 matrix = embedder.embed_query(missing[0]).reshape(1, -1)
-            elif batch is not None:
-                matrix = batch(missing)
-            elif _symmetric(embedder):
-                # Sub-batches of a few queries: on CPU, ONNX gains little from large batches of short
-                # texts (3.0 ms per query at 8, 5.1 at 32, vs 3.1 alone, SciFact queries on 2 cores).
-                matrix = np.concatenate([embedder.embed_documents(missing[i : i + _QUERY_EMBED_BATCH])
-                                         for i in range(0, len(missing), _QUERY_EMBED_BATCH)])
             else:
-                matrix = np.stack([embedder.embed_query(t) for t in missing])
+                matrix = embedder.embed_queries(missing)
             for text, vector in zip(missing, matrix, strict=True):
                 out[text] = vector
                 self.embed_cache.put(text, vector)
@@ -248,18 +228,13 @@ class Retriever:
         """Sorted chunk keys of the namespace whose document metadata matches ``filter_``."""
         generation = self.indexes.generation
         cache_key = (ns_id, generation, json.dumps(filter_, sort_keys=True, default=str))
-        with self._cache_lock:
-            cached = self._allow_cache.get(cache_key)
-            if cached is not None:
-                self._allow_cache.move_to_end(cache_key)
-                return cached
+        cached = self._allow_cache.get(cache_key)
+        if cached is not None:
+            return cached
         _, metadata, chunk_keys, chunk_doc = self.filter_table(ns_id, generation)
         doc_mask = match_mask(filter_, metadata)
         allow = chunk_keys[doc_mask[chunk_doc]] if len(chunk_keys) else chunk_keys
-        with self._cache_lock:
-            self._allow_cache[cache_key] = allow
-            while len(self._allow_cache) > _ALLOW_CACHE_SIZE:
-                self._allow_cache.popitem(last=False)
+        self._allow_cache.put(cache_key, allow)
         return allow
 
     def filter_table(self, ns_id: int, generation: int) -> Any:
