@@ -68,7 +68,7 @@ class LocalRAG:
         self._write_mutex = threading.Lock()
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
-        self._reranker_lock = threading.Lock()  # apart: the answer pipeline loads the reranker while built
+        self._reranker_lock = threading.Lock()  # apart from the embedder lock: loading one never waits on the other
         self._generator = generator
         self._answers: AnswerPipeline | None = None
         self._reranker = reranker  # None: rerank.model, loaded on first use
@@ -345,10 +345,7 @@ class LocalRAG:
 
                     settings = self.settings
                     generator = self._generator or build_generator(settings.generate, settings.answer)
-                    reranker = self.reranker if settings.rerank.enabled else None
-                    self._answers = AnswerPipeline(
-                        self, generator, settings.generate, settings.answer, reranker=reranker
-                    )
+                    self._answers = AnswerPipeline(self, generator, settings.generate, settings.answer)
         return self._answers
 
     def ask(self, question: str, **options: Any) -> Answer:

@@ -25,7 +25,7 @@ from localrag.config import AnswerSettings, GenerateSettings
 from localrag.errors import InvalidInputError, NotFoundError
 from localrag.generate.base import GenerationError
 from localrag.generate.prompts import PromptTemplates, condense_prompt
-from localrag.protocols import Generator, Reranker
+from localrag.protocols import Generator
 from localrag.types import Answer, Completion, Hit, SearchMode, SearchRequest
 
 if TYPE_CHECKING:
@@ -64,13 +64,11 @@ class AnswerPipeline:
         generator: Generator,
         generate: GenerateSettings,
         answer: AnswerSettings,
-        reranker: Reranker | None = None,
     ) -> None:
         self.rag = rag
         self.generator = generator
         self.generate_settings = generate
         self.settings = answer
-        self.reranker = reranker
         self.templates = PromptTemplates.from_settings(answer.system_template, answer.user_template,
                                                        answer.abstain_phrase)
 
@@ -121,22 +119,16 @@ class AnswerPipeline:
             if not isinstance(question, str) or not question.strip():
                 raise InvalidInputError("question must be a non-empty string")
         k = opts.k or self.settings.k
-        depth = max(k, self.rag.settings.rerank.candidates) if self.reranker is not None else k
         mode = opts.mode or self.rag.settings.search.mode
-        # rerank=False: the engine's own rerank stage would score the same hits a second time.
-        requests = [SearchRequest(q, depth, mode, opts.namespace, opts.filter, rerank=False) for q in questions]
+        # Reranking (rerank.enabled) is the engine's second stage: k1 candidates reranked to k.
+        requests = [SearchRequest(q, k, mode, opts.namespace, opts.filter) for q in questions]
         t0 = time.perf_counter()
         results = self.rag.retrieve(requests)
         retrieve_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
         out = []
-        for question, result in zip(questions, results, strict=True):
-            hits = list(result.hits)
-            rerank_ms = 0.0
-            if self.reranker is not None and hits:
-                t1 = time.perf_counter()
-                hits = self.reranker.rerank(question, hits, k)
-                rerank_ms = (time.perf_counter() - t1) * 1000
-            out.append((hits[:k], {"retrieve": retrieve_ms, "rerank": rerank_ms}))
+        for result in results:
+            rerank_ms = result.timings.get("rerank", 0.0)
+            out.append((list(result.hits), {"retrieve": max(0.0, retrieve_ms - rerank_ms), "rerank": rerank_ms}))
         return out
 
     def build_context(self, question: str, hits: Sequence[Hit], max_tokens: int) -> Context:

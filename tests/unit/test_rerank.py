@@ -160,3 +160,15 @@ def test_train_reranker_reads_feedback(rag_with) -> None:  # type: ignore[no-unt
     assert all(not n.endswith(good.text) for n in group.negatives) and len(group.negatives) == 2
     with pytest.raises(InvalidInputError, match="nothing to train on"):
         collect_groups(rag_with(None), feedback=True)
+
+
+def test_answers_rerank_once_through_the_engine_stage(rag_with) -> None:  # type: ignore[no-untyped-def]
+    from localrag.generate.extractive import ExtractiveGenerator
+
+    reranker = WordReranker("heron")
+    rag = rag_with(reranker, enabled=True, candidates=5)
+    rag._generator = ExtractiveGenerator()
+    answer = rag.ask("zebra food", k=1)
+    assert [h.doc_id for h in answer.hits] == ["a3"]  # the reranker's choice became the context
+    assert reranker.seen == [5]  # k1 candidates scored once, not a second time by the answer pipeline
+    assert answer.timings["rerank"] > 0.0 and answer.timings["retrieve"] >= 0.0
