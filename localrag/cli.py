@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     from localrag.rerank.commands import add_commands  # train-reranker, feedback
 
     add_commands(sub)
+    from localrag.embed.commands import add_commands as add_embed_commands  # train-embedder, reembed
+
+    add_embed_commands(sub)
     return parser
 
 

@@ -10,6 +10,7 @@ Environment names are ``LOCALRAG_<SECTION>__<FIELD>`` (double underscore), e.g.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -268,3 +269,40 @@ def load_settings(data_dir: Path | None = None, env: Mapping[str, str] | None = 
         section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
         overrides.setdefault(section, {})[name] = value
     return settings.with_overrides(overrides) if overrides else settings
+
+
+def update_settings_file(data_dir: Path | str, sections: Mapping[str, Mapping[str, Any]], *, written_by: str) -> Path:
+    """Merge ``sections`` into ``<data_dir>/localrag.toml`` (other settings kept, the previous file
+    copied to ``localrag.toml.bak``); validated before anything is written."""
+    path = Path(data_dir) / CONFIG_FILE
+    document: dict[str, Any] = {}
+    if path.is_file():
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        path.with_name(CONFIG_FILE + ".bak").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    for section, values in sections.items():
+        document.setdefault(section, {}).update(values)
+    Settings().with_overrides({k: v for k, v in document.items() if isinstance(v, dict)})  # raises ConfigError
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_toml(document, written_by), encoding="utf-8")
+    return path
+
+
+def _toml(document: Mapping[str, Any], written_by: str) -> str:
+    """Serialise a settings document (top-level tables of scalars) as TOML."""
+    lines = [f"# written by `{written_by}` (a copy of the previous file, if any, is in localrag.toml.bak)"]
+    for section, values in document.items():
+        if not isinstance(values, Mapping):
+            lines.insert(1, f"{section} = {_toml_scalar(values)}")
+            continue
+        lines += ["", f"[{section}]", *(f"{key} = {_toml_scalar(value)}" for key, value in values.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    raise ConfigError(f"cannot write {value!r} to {CONFIG_FILE}")

@@ -127,9 +127,9 @@ class LocalRAG:
             return int(stored)
         if self._embedder is not None:
             return int(self._embedder.dim)
-        from localrag.models import get_spec
+        from localrag.embed.factory import embedder_dim
 
-        return int(get_spec(self.settings.embed.model).dim)
+        return embedder_dim(self.settings.embed.model)
 
     def _check_vector_space(self, embedder: Embedder) -> None:
         space = getattr(embedder, "vector_space", embedder.name)

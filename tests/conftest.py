@@ -85,3 +85,30 @@ def sample_texts(n: int) -> list[str]:
     verbs = ["inhibits", "activates", "reduces", "increases", "binds", "regulates", "predicts"]
     objects = ["tumour growth", "insulin release", "blood pressure", "immune response", "bone density", "viral load"]
     return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} in study {i}" for i in range(n)]
+
+
+def scifact_cases(n: int = 4) -> list[tuple[str, str, list[str]]]:
+    """(claim, its relevant abstract, three abstracts no test claim is judged against) from the test
+    split; the irrelevant ones are drawn with a fixed seed."""
+    import json
+    import random
+
+    scifact = SHARED_DATA / "scifact"
+    corpus = {}
+    with (scifact / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            corpus[record["_id"]] = f"{record['title']}\n{record['text']}"
+    queries = {}
+    with (scifact / "queries.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            record = json.loads(line)
+            queries[record["_id"]] = record["text"]
+    rows = [line.split("\t") for line in (scifact / "qrels" / "test.tsv").read_text().splitlines()[1:]]
+    relevant: dict[str, str] = {}
+    for qid, doc, _ in rows:
+        relevant.setdefault(qid, doc)
+    rng = random.Random(0)
+    unjudged = sorted(set(corpus) - {doc for _, doc, _ in rows})
+    return [(queries[q], corpus[relevant[q]], [corpus[d] for d in rng.sample(unjudged, 3)])
+            for q in sorted(relevant)[:n]]

@@ -29,6 +29,8 @@ def load_embedder(
     a missing export raises DependencyMissingError naming ``localrag[torch]``. A missing model
     package raises ModelNotFoundError naming the pip package.
     """
+    if is_model_path(name):
+        return _load_trained(Path(name).expanduser(), threads, batch_size, max_tokens)
     spec = get_spec(name)
     if spec.kind != "embedding":
         raise ConfigError(f"model {name!r} is a {spec.kind} model, not an embedding model")
@@ -42,6 +44,38 @@ def load_embedder(
         found = _loaded.get(key)
         if found is None:
             found = _build(spec, threads, batch_size, max_tokens, cache_dir)
+            _loaded[key] = found
+    return found
+
+
+def is_model_path(name: str) -> bool:
+    """``embed.model`` names a folder (a trained embedder) rather than a registry entry."""
+    return "/" in name or "\\" in name or name.startswith((".", "~"))
+
+
+def embedder_dim(name: str) -> int:
+    """The vector dimension of ``embed.model`` without loading the model."""
+    if is_model_path(name):
+        from localrag.embed.build import read_config
+
+        return int(read_config(Path(name).expanduser())["dim"])
+    return int(get_spec(name).dim)
+
+
+def _load_trained(folder: Path, threads: int, batch_size: int, max_tokens: int) -> Embedder:
+    from localrag.embed.build import MODEL_FILE, read_config
+    from localrag.embed.onnx import OnnxEmbedder
+
+    config = read_config(folder)
+    key = (str(folder.resolve()), threads, batch_size, max_tokens, str(config.get("sha256", "")))
+    with _locks_guard:
+        found = _loaded.get(key)
+        if found is None:
+            if max_tokens < 3 or max_tokens > int(config["max_tokens"]):
+                raise ConfigError(f"embed.max_tokens must lie in [3, {config['max_tokens']}] for {folder}; "
+                                  f"got {max_tokens}")
+            found = OnnxEmbedder(folder / MODEL_FILE, folder, threads=threads, batch_size=batch_size,
+                                 max_tokens=max_tokens, name=str(folder), vector_space=str(config["vector_space"]))
             _loaded[key] = found
     return found
 

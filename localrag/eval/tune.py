@@ -343,41 +343,8 @@ def save_tuned(data_dir: Any, point: TunePoint, settings: Settings, report: Mapp
     changed BM25 k1/b rebuilds the keyword indexes on the next open."""
     import json
 
-    import tomllib
+    from localrag.config import update_settings_file
 
-    from localrag.config import CONFIG_FILE
-
-    path = Path(data_dir) / CONFIG_FILE
-    document: dict[str, Any] = {}
-    if path.is_file():
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-        path.with_name(CONFIG_FILE + ".bak").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    for section, values in point.overrides(settings).items():
-        document.setdefault(section, {}).update(values)
-    settings.with_overrides({k: v for k, v in document.items() if isinstance(v, dict)})  # validate first
-    path.write_text(_toml(document), encoding="utf-8")
+    path = update_settings_file(data_dir, point.overrides(settings), written_by="localrag tune")
     (Path(data_dir) / "tuned.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return path
-
-
-def _toml(document: Mapping[str, Any]) -> str:
-    """Serialise a settings document (top-level tables of scalars) as TOML."""
-    lines = ["# written by `localrag tune` (a copy of the previous file is in localrag.toml.bak)"]
-    for section, values in document.items():
-        if not isinstance(values, Mapping):
-            lines.insert(1, f"{section} = {_scalar(values)}")
-            continue
-        lines += ["", f"[{section}]", *(f"{key} = {_scalar(value)}" for key, value in values.items())]
-    return "\n".join(lines) + "\n"
-
-
-def _scalar(value: Any) -> str:
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    raise InvalidInputError(f"cannot write {value!r} to localrag.toml")

@@ -46,8 +46,10 @@ def collect_groups(
     negatives: int = 3,
     seed: int = 13,
     holdout: int = 0,
+    require: bool = True,
 ) -> tuple[list[TrainGroup], str]:
-    """Training groups and a one-line description of where they came from."""
+    """Training groups and a one-line description of where they came from (``require``: raise
+    InvalidInputError when there are none)."""
     groups: list[TrainGroup] = []
     parts = []
     if dataset is not None:
@@ -70,7 +72,7 @@ def collect_groups(
         found = groups_from_feedback(rag, items, depth=depth, negatives=negatives, seed=seed)
         groups += found
         parts.append(f"stored feedback: {len(items)} judgments, {len(found)} groups")
-    if not groups:
+    if require and not groups:
         raise InvalidInputError("nothing to train on: give --dataset with qrels, or store feedback first "
                                 "(rag.feedback / localrag feedback) with at least one relevant chunk")
     return groups, "; ".join(parts)

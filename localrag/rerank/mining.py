@@ -34,7 +34,7 @@ class TrainGroup:
     query: str
     positive: str
     negatives: tuple[str, ...]
-    source: str = "qrels"  # "qrels" or "feedback"
+    source: str = "qrels"  # "qrels", "feedback" or "titles"
 
 
 def passage_text(hit: Hit) -> str:
@@ -137,6 +137,43 @@ def groups_from_feedback(
                     record = records[cid]
                     groups.append(TrainGroup(query, index_text(record.title, record.text), chosen, "feedback"))
     log.info("built %d groups from %d feedback judgments", len(groups), len(items))
+    return groups
+
+
+def groups_from_titles(
+    rag: LocalRAG,
+    namespace: str,
+    *,
+    limit: int = 0,
+    depth: int = 30,
+    negatives: int = 3,
+    seed: int = 13,
+) -> list[TrainGroup]:
+    """Unlabelled in-domain pairs from the corpus itself: a document's title as the query, its text
+    (without the title) as the positive, hard negatives from the hybrid search for the title.
+
+    Titles of papers and articles read like the claims and questions users search with; the
+    title is left out of the positive so that matching needs more than copying words.
+    """
+    rng = random.Random(seed)
+    listed: list[dict[str, object]] = []
+    while True:
+        page = rag.documents(namespace, limit=1000, offset=len(listed))
+        listed.extend(page)
+        if len(page) < 1000:
+            break
+    ids = [str(d["doc_id"]) for d in listed if str(d.get("title") or "").strip()]
+    if limit and len(ids) > limit:
+        ids = sorted(rng.sample(ids, limit))
+    documents = [rag.get_document(doc_id, namespace) for doc_id in ids]
+    documents = [d for d in documents if len(d.text.split()) >= 20]
+    groups: list[TrainGroup] = []
+    for document, hits in zip(documents, _search(rag, [d.title for d in documents], namespace, depth), strict=True):
+        pool = [passage_text(h) for h in _first_per_doc(hits) if h.doc_id != document.doc_id]
+        if len(pool) >= negatives:
+            groups.append(TrainGroup(document.title, document.text[:_DOC_CHARS], tuple(rng.sample(pool, negatives)),
+                                     "titles"))
+    log.info("mined %d title groups from %d documents", len(groups), len(documents))
     return groups
 
 

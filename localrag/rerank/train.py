@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from localrag.embed.tokenizer import ModelTokenizer
-from localrag.errors import DependencyMissingError, InvalidInputError
+from localrag.errors import InvalidInputError
 from localrag.rerank.mining import TrainGroup
+from localrag.training import linear_warmup, load_encoder, loss_summary, require_torch, seeded_rng
 
 log = logging.getLogger(__name__)
+
+WHAT = "training a reranker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +46,10 @@ class TrainSettings:
     max_groups: int = 0  # 0: all
 
 
-def _require_torch() -> Any:
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as e:
-        raise DependencyMissingError(f"training a reranker needs torch and transformers: {e}; "
-                                     "pip install 'localrag[torch]'") from e
-    return torch
-
-
 def build_model(base_folder: Path) -> Any:
     """A ``torch.nn.Module``: the base encoder plus a fresh linear head; forward gives one logit per row."""
-    torch = _require_torch()
-    from transformers import AutoModel
-
-    from localrag.embed.sentence_transformer import quiet_transformers
-
-    with quiet_transformers():
-        # Eager attention traces to the MatMul/Softmax pattern onnxruntime's BERT fusion recognises.
-        encoder = AutoModel.from_pretrained(str(base_folder), local_files_only=True, attn_implementation="eager")
+    torch = require_torch(WHAT)
+    encoder = load_encoder(base_folder)
 
     class CrossEncoderNet(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
@@ -103,12 +89,8 @@ def train(
     if any(not g.negatives for g in groups):
         raise InvalidInputError("every training group needs at least one negative passage")
     settings = settings or TrainSettings()
-    torch = _require_torch()
-    torch.manual_seed(settings.seed)
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)
-    torch.set_num_threads(max(1, settings.threads))
-    rng = random.Random(settings.seed)
+    torch = require_torch(WHAT)
+    rng = seeded_rng(torch, settings.seed, settings.threads)
     chosen = list(groups)
     if settings.max_groups and len(chosen) > settings.max_groups:
         chosen = rng.sample(chosen, settings.max_groups)
@@ -123,12 +105,7 @@ def train(
     )
     steps_per_epoch = math.ceil(len(chosen) / settings.groups_per_step)
     total = steps_per_epoch * settings.epochs
-    warmup = max(1, int(total * settings.warmup))
-
-    def schedule(step: int) -> float:
-        return (step + 1) / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = linear_warmup(torch, optimizer, total, settings.warmup)
     width = settings.negatives + 1
     started = time.perf_counter()
     losses: list[float] = []
@@ -160,8 +137,7 @@ def train(
         "pairs": len(chosen) * width * settings.epochs,
         "steps": total,
         "train_seconds": round(seconds, 1),
-        "loss_first": round(float(np.mean(losses[: max(1, len(losses) // 10)])), 4),
-        "loss_last": round(float(np.mean(losses[-max(1, len(losses) // 10) :])), 4),
+        **loss_summary(losses),
         "torch": str(torch.__version__),
     }
     log.info("trained on %d groups in %.0fs (loss %.3f -> %.3f)", len(chosen), seconds,
@@ -173,7 +149,7 @@ def torch_scores(
     model: Any, tokenizer: ModelTokenizer, pairs: Sequence[tuple[str, str]], batch: int = 32
 ) -> np.ndarray:
     """The torch model's logits for ``pairs`` (the reference the ONNX export is checked against)."""
-    torch = _require_torch()
+    torch = require_torch(WHAT)
     out = []
     with torch.no_grad():
         for start in range(0, len(pairs), batch):

@@ -4,12 +4,11 @@ one thread), truncation, and a tiny real training run through export."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, scifact_cases
 
 from localrag.config import Settings
 from localrag.engine import LocalRAG
@@ -27,29 +26,6 @@ pytestmark = pytest.mark.model
 SCIFACT = SHARED_DATA / "scifact"
 
 
-def _scifact_cases(n: int = 4) -> list[tuple[str, str, list[str]]]:
-    """(claim, its relevant abstract, three abstracts no test claim is judged against) from the test
-    split; the irrelevant ones are drawn with a fixed seed."""
-    corpus = {}
-    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            corpus[record["_id"]] = f"{record['title']}\n{record['text']}"
-    queries = {}
-    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            queries[record["_id"]] = record["text"]
-    rows = [line.split("\t") for line in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]]
-    relevant: dict[str, str] = {}
-    for qid, doc, _ in rows:
-        relevant.setdefault(qid, doc)
-    rng = random.Random(0)
-    unjudged = sorted(set(corpus) - {doc for _, doc, _ in rows})
-    return [(queries[q], corpus[relevant[q]], [corpus[d] for d in rng.sample(unjudged, 3)])
-            for q in sorted(relevant)[:n]]
-
-
 @pytest.fixture(scope="module")
 def trained() -> OnnxCrossEncoder:
     reranker = load_cross_encoder(shipped_reranker_dir(), threads=1)
@@ -59,12 +35,12 @@ def trained() -> OnnxCrossEncoder:
 
 def test_trained_reranker_ranks_the_relevant_abstract_first(trained: OnnxCrossEncoder) -> None:
     # Not every claim: the model is small and SciFact claims are hard (measured 9 of 10 here).
-    wins = [int(np.argmax(trained.score_pairs(claim, [*bad, good]))) == 3 for claim, good, bad in _scifact_cases(10)]
+    wins = [int(np.argmax(trained.score_pairs(claim, [*bad, good]))) == 3 for claim, good, bad in scifact_cases(10)]
     assert sum(wins) >= 8, wins
 
 
 def test_the_default_trained_reranker_reorders_engine_hits(tmp_path: Path, trained: OnnxCrossEncoder) -> None:
-    claim, good, bad = _scifact_cases(1)[0]
+    claim, good, bad = scifact_cases(1)[0]
     docs = [Document(f"d{i}", text) for i, text in enumerate([*bad, good])]
     settings = Settings().with_overrides({"embed": {"threads": 1},
                                           "rerank": {"model": "trained", "threads": 1, "blend": 0.0}})
@@ -82,7 +58,7 @@ def test_the_default_trained_reranker_reorders_engine_hits(tmp_path: Path, train
 def test_long_passages_are_cut_to_the_model_limit(trained: OnnxCrossEncoder) -> None:
     short = OnnxCrossEncoder(trained.path, threads=1, max_tokens=48)
     assert short.max_tokens == 48 and trained.max_tokens <= 512
-    claim, good, _ = _scifact_cases(1)[0]
+    claim, good, _ = scifact_cases(1)[0]
     long = good * 20  # thousands of tokens
     scores = short.score_pairs(claim, [long, long + " unrelated words about bicycles" * 200])
     assert np.isfinite(scores).all() and abs(float(scores[0] - scores[1])) < 1e-5  # only the cut part counts
@@ -119,7 +95,7 @@ def test_a_tiny_training_run_exports_a_model_that_loads(tmp_path: Path) -> None:
     from localrag.rerank.export import CONFIG_FILE, export_reranker
     from localrag.rerank.train import TrainSettings, train
 
-    cases = _scifact_cases(4)
+    cases = scifact_cases(4)
     groups = [TrainGroup(claim, good, tuple(bad)) for claim, good, bad in cases]
     settings = TrainSettings(max_tokens=48, negatives=3, groups_per_step=2, threads=1)
     model, record = train(groups, base_model_folder(), settings)
