@@ -1,7 +1,8 @@
 """Retrieval quality on SciFact test and SQuAD: first-stage modes, rerankers, query strategies, tuned settings.
 
-    python benchmarks/bench_quality.py --data /tmp/eval-data                 # every row group
+    python benchmarks/bench_quality.py --data /tmp/eval-data                 # every group but embedder
     python benchmarks/bench_quality.py --rows first-stage,tuned --data DIR   # some groups; others kept
+    python benchmarks/bench_quality.py --rows embedder --embedder DIR        # + a fine-tuned embedder
 
 Writes benchmarks/results/quality.json (row groups not rerun are kept from the previous file) and
 benchmarks/results/quality.png. Result and embedding caches are off so latencies are real; the
@@ -33,7 +34,7 @@ from localrag.types import SearchRequest
 RESULTS = Path(__file__).resolve().parent / "results"
 SCIFACT = Path("/work/shared/data/scifact")
 SQUAD = Path("/work/shared/data/squad-v1.1-dev")
-GROUPS = ("first-stage", "rerank", "strategies", "tuned", "squad")
+GROUPS = ("first-stage", "rerank", "strategies", "tuned", "squad", "embedder")
 MODES: dict[str, tuple[str, dict[str, Any]]] = {
     "keyword": ("keyword", {}),
     "dense": ("dense", {}),
@@ -127,6 +128,40 @@ def tuned_rows(data: Path, root: Path, test: BeirDataset) -> dict[str, Any]:
     return {"tune": report, "tuned": row}
 
 
+def embedder_rows(data: Path, model: Path, target: Path, test: BeirDataset) -> dict[str, Any]:
+    """The fine-tuned embedder (scripts/build_embedder.sh): ``data`` re-embedded into ``target``, the
+    first-stage modes, then hybrid weighted + the trained reranker with k1 and blend chosen on the 100
+    train queries held out of both trainings, reported on test."""
+    from localrag.embed.build import read_config
+    from localrag.embed.reembed import reembed
+    from localrag.rerank.build import HOLDOUT_SEED, held_out
+
+    if not (target / "store.sqlite3").is_file():
+        reembed(data, target, str(model))
+    train = load_beir(SCIFACT, "train")
+    holdout = subset(train, held_out(train.queries, 100))
+    out: dict[str, Any] = {"model": read_config(model)["training"], "data": str(target),
+                           "holdout": {"queries": len(holdout.queries), "seed": HOLDOUT_SEED}, "first_stage": {},
+                           "grid_holdout": {}}
+    with LocalRAG(target, settings=settings_for(target)) as rag:
+        for name, (mode, o) in MODES.items():
+            out["first_stage"][name] = evaluate_run(rag, test, eval_namespace(test), Run(name, mode, {**o,
+                                                                                                    "rerank": False}))
+    for blend in (0.4, 0.5, 0.6):
+        with LocalRAG(target, settings=settings_for(target, rerank={"blend": blend})) as rag:
+            for k1 in (30, 50):
+                run = Run(f"k1 {k1}, blend {blend}", "hybrid", {"fusion": "weighted", "rerank": True,
+                                                                "candidates": k1})
+                out["grid_holdout"][run.name] = evaluate_run(rag, holdout, eval_namespace(train), run)["ndcg@10"]
+    chosen = max(out["grid_holdout"], key=lambda k: out["grid_holdout"][k])
+    k1, blend = int(chosen.split(",")[0].split()[1]), float(chosen.split()[-1])
+    with LocalRAG(target, settings=settings_for(target, rerank={"blend": blend})) as rag:
+        run = Run("hybrid-weighted+rerank:trained", "hybrid", {"fusion": "weighted", "rerank": True, "candidates": k1})
+        out["best"] = {**evaluate_run(rag, test, eval_namespace(test), run), "k1": k1, "blend": blend,
+                       "chosen_on": "held-out train queries"}
+    return out
+
+
 def squad_rows(data: Path, n: int, seed: int) -> dict[str, Any]:
     dataset = load_beir(SQUAD, "test")
     ids = sample_ids(list(dataset.queries), n, seed)
@@ -152,6 +187,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     rows.update({k: v for k, v in results.get("rerank", {}).items() if "ndcg@10" in v and "+rerank" in k})
     if "tuned" in results:
         rows["tuned"] = results["tuned"]["tuned"]
+    if "embedder" in results:
+        rows["hybrid-weighted, tuned embedder"] = results["embedder"]["first_stage"]["hybrid-weighted"]
+        rows["... + rerank:trained (best)"] = results["embedder"]["best"]
     for name, row in results.get("strategies", {}).get("test", {}).items():
         rows[f"{name} ({len(results['strategies']['test_queries'])}q)"] = row
     if rows:
@@ -161,7 +199,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/tmp/eval-data"), help="eval data dir (reused)")
-    parser.add_argument("--rows", default=",".join(GROUPS), help=f"row groups: {', '.join(GROUPS)}")
+    parser.add_argument("--rows", default=",".join(g for g in GROUPS if g != "embedder"),
+                        help=f"row groups: {', '.join(GROUPS)} (default: all but embedder)")
     parser.add_argument("--rerankers", default="trained", help="rerank.model values, comma-separated")
     parser.add_argument("--rerank-candidates", type=int, default=20)
     parser.add_argument("--rerank-queries", type=int, help="test queries for rerank rows (default: all)")
@@ -169,6 +208,8 @@ def main() -> int:
     parser.add_argument("--strategy-test", type=int, default=100)
     parser.add_argument("--squad-questions", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--embedder", type=Path, help="a train-embedder folder (scripts/build_embedder.sh)")
+    parser.add_argument("--embedder-data", type=Path, help="where --data is re-embedded with it (reused)")
     parser.add_argument("--llm-cache", type=Path, default=RESULTS / "quality_llm_cache.sqlite3")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     args = parser.parse_args()
@@ -192,6 +233,11 @@ def main() -> int:
                                            args.llm_cache)
         elif group == "tuned":
             results[group] = tuned_rows(args.data, SCIFACT, test)
+        elif group == "embedder":
+            if args.embedder is None:
+                parser.error("--rows embedder needs --embedder (build one with scripts/build_embedder.sh)")
+            target = args.embedder_data or args.data.with_name(args.data.name + "-embedder")
+            results[group] = embedder_rows(args.data, args.embedder, target, test)
         elif group == "squad":
             results[group] = squad_rows(args.data, args.squad_questions, args.seed)
         results.setdefault("seconds", {})[group] = round(time.perf_counter() - started, 1)

@@ -39,3 +39,18 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "localrag.toml").write_text("[search\n")
     with pytest.raises(ConfigError, match=r"localrag\.toml is not valid TOML"):
         load_settings(tmp_path, env={})
+
+
+def test_update_settings_file_merges_keeps_a_backup_and_validates(tmp_path: Path) -> None:
+    from localrag.config import CONFIG_FILE, update_settings_file
+
+    (tmp_path / CONFIG_FILE).write_text('[search]\nalpha = 0.3\n\n[embed]\nthreads = 1\n', encoding="utf-8")
+    update_settings_file(tmp_path, {"embed": {"model": "/models/mine"}, "bm25": {"k1": 1.2}}, written_by="test")
+    settings = load_settings(tmp_path, env={})
+    assert (settings.search.alpha, settings.embed.threads, settings.embed.model, settings.bm25.k1) == (
+        0.3, 1, "/models/mine", 1.2)
+    assert "alpha = 0.3" in (tmp_path / (CONFIG_FILE + ".bak")).read_text()
+    before = (tmp_path / CONFIG_FILE).read_text()
+    with pytest.raises(ConfigError, match="alpha"):
+        update_settings_file(tmp_path, {"search": {"alpha": 3.0}}, written_by="test")
+    assert (tmp_path / CONFIG_FILE).read_text() == before
