@@ -64,6 +64,7 @@ def rerank_rows(data: Path, test: BeirDataset, models: list[str], candidates: in
     rows: dict[str, Any] = {}
     ids = sample_ids(list(test.queries), n, 13)
     part = subset(test, ids)
+    tag = f" [{len(ids)}q, k1 {candidates}]" if len(ids) < len(test.queries) else ""  # a subset keeps its own rows
     for model in models:
         settings = settings_for(data, rerank={"model": model, "candidates": candidates})
         with LocalRAG(data, settings=settings) as rag:
@@ -74,7 +75,7 @@ def rerank_rows(data: Path, test: BeirDataset, models: list[str], candidates: in
                 continue
             for name, (mode, o) in MODES.items():
                 for rerank in (False, True):
-                    label = f"{name}+rerank:{model}" if rerank else name
+                    label = (f"{name}+rerank:{model}" if rerank else name) + tag
                     if label in rows:
                         continue
                     run = Run(label, mode, {**o, "rerank": rerank})  # type: ignore[arg-type]
@@ -227,7 +228,8 @@ def main() -> int:
             results[group] = first_stage(args.data, test)
         elif group == "rerank":
             models = [m.strip() for m in args.rerankers.split(",") if m.strip()]
-            results[group] = rerank_rows(args.data, test, models, args.rerank_candidates, args.rerank_queries)
+            rows = rerank_rows(args.data, test, models, args.rerank_candidates, args.rerank_queries)
+            results[group] = {**results.get(group, {}), **rows}  # other rerankers' rows are kept
         elif group == "strategies":
             results[group] = strategy_rows(args.data, SCIFACT, args.strategy_train, args.strategy_test, args.seed,
                                            args.llm_cache)
