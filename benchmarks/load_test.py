@@ -138,6 +138,17 @@ def request_bytes(port: int, query: str, k: int) -> bytes:
     return head + body
 
 
+async def read_response(reader: asyncio.StreamReader) -> str:
+    """Read one response by its Content-Length; its status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return head[9:12].decode()
+
+
 async def one_connection(port: int, requests: list[bytes], start: int, stop_at: float,
                          latencies: list[float], failures: list[str]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -147,16 +158,11 @@ async def one_connection(port: int, requests: list[bytes], start: int, stop_at: 
             t0 = time.perf_counter()
             writer.write(requests[i % len(requests)])
             i += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            if head[9:12] == b"200":
+            status = await read_response(reader)
+            if status == "200":
                 latencies.append((time.perf_counter() - t0) * 1000)
             else:
-                failures.append(head[9:12].decode())
+                failures.append(status)
     except (OSError, asyncio.IncompleteReadError) as e:
         failures.append(type(e).__name__)
     finally:
@@ -178,16 +184,11 @@ async def open_loop_connection(port: int, requests: list[bytes], schedule: async
             if delay > 0:
                 await asyncio.sleep(delay)
             writer.write(requests[i % len(requests)])
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            if head[9:12] == b"200":
+            status = await read_response(reader)
+            if status == "200":
                 latencies.append((time.perf_counter() - due) * 1000)
             else:
-                failures.append(head[9:12].decode())
+                failures.append(status)
     except (OSError, asyncio.IncompleteReadError) as e:
         failures.append(type(e).__name__)
     finally:

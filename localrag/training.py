@@ -6,16 +6,19 @@ torch and transformers are needed only while training; nothing here is imported 
 from __future__ import annotations
 
 import logging
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from localrag.errors import DependencyMissingError
+from localrag.errors import DependencyMissingError, InvalidInputError
 
 log = logging.getLogger(__name__)
+
+G = TypeVar("G")
 
 
 def require_torch(what: str) -> Any:
@@ -68,3 +71,38 @@ def loss_summary(losses: Sequence[float]) -> dict[str, float]:
     tenth = max(1, len(losses) // 10)
     return {"loss_first": round(float(np.mean(losses[:tenth])), 4),
             "loss_last": round(float(np.mean(losses[-tenth:])), 4)}
+
+
+def apply_step(torch: Any, loss: Any, parameters: Any, optimizer: Any, scheduler: Any) -> float:
+    """One update: backward, gradient norm clipped to 1, optimizer and schedule step; the loss value."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return float(loss.detach())
+
+
+def chosen_groups(groups: Sequence[G], max_groups: int, rng: random.Random) -> list[G]:
+    """The groups a run trains on (a seeded sample of ``max_groups`` when set); refuses unusable ones."""
+    if not groups:
+        raise InvalidInputError("no training groups: give judged queries (qrels) or stored feedback")
+    if any(not getattr(g, "negatives", ()) for g in groups):
+        raise InvalidInputError("every training group needs at least one negative passage")
+    chosen = list(groups)
+    if max_groups and len(chosen) > max_groups:
+        chosen = rng.sample(chosen, max_groups)
+    return chosen
+
+
+def step_count(groups: int, per_step: int, epochs: int) -> int:
+    return math.ceil(groups / per_step) * epochs
+
+
+def batches(chosen: Sequence[G], per_step: int, epochs: int, rng: random.Random) -> Iterator[list[G]]:
+    """The groups of each step: every epoch reshuffled by the run's rng, then cut into steps."""
+    for _ in range(epochs):
+        order = list(chosen)
+        rng.shuffle(order)
+        for start in range(0, len(order), per_step):
+            yield order[start : start + per_step]

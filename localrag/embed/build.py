@@ -19,13 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localrag.embed.export import (
-    TorchReference,
-    _temporary_beside,
-    export_onnx,
-    quantize_int8,
-    sha256_file,
-)
+from localrag.embed.export import TorchReference, export_onnx, quantize_int8, sha256_file, write_text_atomic
 from localrag.embed.tokenizer import TOKENIZER_FILE
 from localrag.embed.train import EmbedTrainSettings, train_embedder_model
 from localrag.errors import ModelNotFoundError
@@ -113,10 +107,8 @@ def export_embedder(model: Any, base_folder: Path, out_dir: Path, *, record: dic
         }
         for name in (MODEL_FILE, TOKENIZER_FILE):
             os.replace(staging / name, out_dir / name)
-        with _temporary_beside(out_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, out_dir / CONFIG_FILE)
-        (out_dir / CARD_FILE).write_text(model_card(config), encoding="utf-8")
+        write_text_atomic(out_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out_dir / CARD_FILE, model_card(config))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported the embedder to %s (int8 cosine to torch %s)", out_dir, config["export_check"]["int8_cosine"])

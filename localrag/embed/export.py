@@ -266,6 +266,13 @@ def _temporary_beside(target: Path) -> Iterator[Path]:
         Path(name).unlink(missing_ok=True)
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (temp file beside it, then os.replace; readable by all)."""
+    with _temporary_beside(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+
+
 def export_onnx(
     model_folder: Path, out_path: Path, *, reference: TorchReference | None = None
 ) -> tuple[float, float]:

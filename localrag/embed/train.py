@@ -11,7 +11,6 @@ torch is needed here only.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +20,17 @@ from typing import Any
 from localrag.embed.tokenizer import ModelTokenizer
 from localrag.errors import InvalidInputError
 from localrag.rerank.mining import TrainGroup
-from localrag.training import linear_warmup, load_encoder, loss_summary, require_torch, seeded_rng
+from localrag.training import (
+    apply_step,
+    batches,
+    chosen_groups,
+    linear_warmup,
+    load_encoder,
+    loss_summary,
+    require_torch,
+    seeded_rng,
+    step_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,51 +78,35 @@ def train_embedder_model(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Fine-tune the encoder of ``base_folder`` on ``groups``; returns (encoder in eval mode, run record)."""
-    if not groups:
-        raise InvalidInputError("no training groups: give judged queries (qrels) or stored feedback")
-    if any(not g.negatives for g in groups):
-        raise InvalidInputError("every training group needs at least one negative passage")
     settings = settings or EmbedTrainSettings()
     if settings.groups_per_step < 2:
         raise InvalidInputError("groups_per_step must be at least 2 (in-batch negatives)")
     torch = require_torch(WHAT)
     rng = seeded_rng(torch, settings.seed, settings.threads)
-    chosen = list(groups)
-    if settings.max_groups and len(chosen) > settings.max_groups:
-        chosen = rng.sample(chosen, settings.max_groups)
+    chosen = chosen_groups(groups, settings.max_groups, rng)
     query_tokenizer = ModelTokenizer(base_folder, max_tokens=settings.query_tokens)
     passage_tokenizer = ModelTokenizer(base_folder, max_tokens=settings.max_tokens)
     encoder = load_encoder(base_folder)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=settings.learning_rate,
                                   weight_decay=settings.weight_decay)
-    steps_per_epoch = math.ceil(len(chosen) / settings.groups_per_step)
-    total = steps_per_epoch * settings.epochs
+    total = step_count(len(chosen), settings.groups_per_step, settings.epochs)
     scheduler = linear_warmup(torch, optimizer, total, settings.warmup)
     started = time.perf_counter()
     losses: list[float] = []
     encoder.train()
     step = 0
-    for _ in range(settings.epochs):
-        order = list(chosen)
-        rng.shuffle(order)
-        for start in range(0, len(order), settings.groups_per_step):
-            part = order[start : start + settings.groups_per_step]
-            if len(part) < 2:
-                continue  # one query alone has no in-batch negatives worth a step
-            queries, passages = _step_texts(part, settings.negatives)
-            q = _embed(torch, encoder, query_tokenizer.encode_batch(queries))
-            p = _embed(torch, encoder, passage_tokenizer.encode_batch(passages))
-            logits = settings.scale * (q @ p.T)
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(part)))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-            if progress is not None:
-                progress(step, total, losses[-1])
+    for part in batches(chosen, settings.groups_per_step, settings.epochs, rng):
+        if len(part) < 2:
+            continue  # one query alone has no in-batch negatives worth a step
+        queries, passages = _step_texts(part, settings.negatives)
+        q = _embed(torch, encoder, query_tokenizer.encode_batch(queries))
+        p = _embed(torch, encoder, passage_tokenizer.encode_batch(passages))
+        logits = settings.scale * (q @ p.T)
+        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(part)))
+        losses.append(apply_step(torch, loss, encoder.parameters(), optimizer, scheduler))
+        step += 1
+        if progress is not None:
+            progress(step, total, losses[-1])
     encoder.eval()
     seconds = time.perf_counter() - started
     record = {

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from localrag.embed.export import OPSET, _fuse, _quantize, _temporary_beside, sha256_file
+from localrag.embed.export import OPSET, _fuse, _quantize, sha256_file, write_text_atomic
 from localrag.embed.tokenizer import TOKENIZER_FILE, ModelTokenizer
 from localrag.errors import ModelNotFoundError
 
@@ -111,10 +111,8 @@ def export_reranker(
         }
         for name in (MODEL_FILE, TOKENIZER_FILE):
             os.replace(staging / name, out_dir / name)
-        with _temporary_beside(out_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            os.replace(tmp, out_dir / CONFIG_FILE)
-        (out_dir / CARD_FILE).write_text(model_card(config), encoding="utf-8")
+        write_text_atomic(out_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out_dir / CARD_FILE, model_card(config))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported reranker to %s (int8 vs torch: %s)", out_dir, checks["int8"])

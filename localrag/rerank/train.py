@@ -12,7 +12,6 @@ torch is needed here only; the exported int8 ONNX model serves without it (see e
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,9 +21,18 @@ from typing import Any
 import numpy as np
 
 from localrag.embed.tokenizer import ModelTokenizer
-from localrag.errors import InvalidInputError
 from localrag.rerank.mining import TrainGroup
-from localrag.training import linear_warmup, load_encoder, loss_summary, require_torch, seeded_rng
+from localrag.training import (
+    apply_step,
+    batches,
+    chosen_groups,
+    linear_warmup,
+    load_encoder,
+    loss_summary,
+    require_torch,
+    seeded_rng,
+    step_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +92,10 @@ def train(
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train on ``groups``; returns (model in eval mode, a record of the run for the model card)."""
-    if not groups:
-        raise InvalidInputError("no training groups: give judged queries (qrels) or stored feedback")
-    if any(not g.negatives for g in groups):
-        raise InvalidInputError("every training group needs at least one negative passage")
     settings = settings or TrainSettings()
     torch = require_torch(WHAT)
     rng = seeded_rng(torch, settings.seed, settings.threads)
-    chosen = list(groups)
-    if settings.max_groups and len(chosen) > settings.max_groups:
-        chosen = rng.sample(chosen, settings.max_groups)
+    chosen = chosen_groups(groups, settings.max_groups, rng)
     tokenizer = ModelTokenizer(base_folder, max_tokens=settings.max_tokens)
     model = build_model(base_folder)
     head_params = list(model.head.parameters())
@@ -103,32 +105,21 @@ def train(
         [{"params": body, "lr": settings.learning_rate}, {"params": head_params, "lr": settings.head_learning_rate}],
         weight_decay=settings.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(chosen) / settings.groups_per_step)
-    total = steps_per_epoch * settings.epochs
+    total = step_count(len(chosen), settings.groups_per_step, settings.epochs)
     scheduler = linear_warmup(torch, optimizer, total, settings.warmup)
     width = settings.negatives + 1
     started = time.perf_counter()
     losses: list[float] = []
     model.train()
-    step = 0
-    for _ in range(settings.epochs):
-        order = list(chosen)
-        rng.shuffle(order)
-        for start in range(0, len(order), settings.groups_per_step):
-            pairs, width = _rows(order[start : start + settings.groups_per_step], settings.negatives)
-            batch = {k: torch.from_numpy(v) for k, v in tokenizer.encode_pairs(pairs).items()}
-            logits = model(**batch).view(-1, width)
-            # The positive sits in column 0 of every group.
-            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-            if progress is not None:
-                progress(step, total, losses[-1])
+    for step, part in enumerate(batches(chosen, settings.groups_per_step, settings.epochs, rng), start=1):
+        pairs, width = _rows(part, settings.negatives)
+        batch = {k: torch.from_numpy(v) for k, v in tokenizer.encode_pairs(pairs).items()}
+        logits = model(**batch).view(-1, width)
+        # The positive sits in column 0 of every group.
+        loss = torch.nn.functional.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
+        losses.append(apply_step(torch, loss, model.parameters(), optimizer, scheduler))
+        if progress is not None:
+            progress(step, total, losses[-1])
     model.eval()
     seconds = time.perf_counter() - started
     record = {
