@@ -41,7 +41,7 @@ def reembed(source: Path, target: Path, model: str,
     """Copy every namespace's documents from ``source`` into ``target`` embedded with ``model``
     (a registry name or a trained embedder folder); returns counts per namespace."""
     from localrag.config import load_settings
-    from localrag.embed.factory import is_model_path
+    from localrag.embed.factory import embedder_dim, is_model_path
     from localrag.engine import LocalRAG
 
     source, target = Path(source), Path(target)
@@ -51,6 +51,7 @@ def reembed(source: Path, target: Path, model: str,
         raise InvalidInputError("the target must be a new data directory, not the source")
     if is_model_path(model):
         model = str(Path(model).expanduser().resolve())
+    embedder_dim(model)  # an unknown name or a folder that is not an embedder fails before anything is written
     target.mkdir(parents=True, exist_ok=True)
     if (source / CONFIG_FILE).is_file():  # tuned and other settings carry over
         shutil.copy(source / CONFIG_FILE, target / CONFIG_FILE)

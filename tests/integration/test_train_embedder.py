@@ -136,3 +136,22 @@ def test_train_embedder_learns_from_feedback_and_titles(tmp_path: Path) -> None:
     assert "corpus titles as queries (no labels): 5 groups" in training["data"]
     assert training["groups"] == 8 and training["steps"] == 2
     assert read_config(tmp_path / "out")["sha256"] == config["sha256"]
+
+
+def test_reembed_command_line(tmp_path: Path, trained_folder: tuple[Path, list[TrainGroup]],
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from localrag.cli import main
+
+    folder, groups = trained_folder
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "localrag.toml").write_text("[embed]\nthreads = 1\n", encoding="utf-8")
+    with LocalRAG(source) as rag:
+        rag.add([Document(f"d{i}", g.positive) for i, g in enumerate(groups[:3])])
+    assert main(["--data", str(source), "reembed", str(tmp_path / "dst"), "--model", str(folder)]) == 0
+    assert "3 documents" in capsys.readouterr().out
+    assert main(["--data", str(source), "reembed", str(tmp_path / "dst"), "--model", str(folder)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["--data", str(source), "reembed", str(tmp_path / "other"), "--model", str(tmp_path)]) == 2
+    assert "train-embedder" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
