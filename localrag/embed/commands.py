@@ -18,7 +18,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--split", default="train", help="the qrels split to train on (never the one you report)")
     p.add_argument("--no-feedback", action="store_true", help="ignore the stored feedback")
     p.add_argument("--titles", type=int, default=0,
-                   help="also train on this many title -> text pairs of the dataset's corpus (no labels needed)")
+                   help="also train on this many title -> text pairs of the dataset's corpus (without --dataset: "
+                        "of the default namespace); no labels needed")
     p.add_argument("--holdout", type=int, default=0, help="keep this many judged queries (fixed seed) out")
     p.add_argument("--out", type=Path, help="output folder (default: <data>/embedder)")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
