@@ -148,14 +148,15 @@ def embedder_rows(data: Path, model: Path, target: Path, test: BeirDataset) -> d
         for name, (mode, o) in MODES.items():
             out["first_stage"][name] = evaluate_run(rag, test, eval_namespace(test), Run(name, mode, {**o,
                                                                                                     "rerank": False}))
+    grid: dict[tuple[int, float], float] = {}
     for blend in (0.4, 0.5, 0.6):
         with LocalRAG(target, settings=settings_for(target, rerank={"blend": blend})) as rag:
             for k1 in (30, 50):
                 run = Run(f"k1 {k1}, blend {blend}", "hybrid", {"fusion": "weighted", "rerank": True,
                                                                 "candidates": k1})
-                out["grid_holdout"][run.name] = evaluate_run(rag, holdout, eval_namespace(train), run)["ndcg@10"]
-    chosen = max(out["grid_holdout"], key=lambda k: out["grid_holdout"][k])
-    k1, blend = int(chosen.split(",")[0].split()[1]), float(chosen.split()[-1])
+                grid[(k1, blend)] = evaluate_run(rag, holdout, eval_namespace(train), run)["ndcg@10"]
+                out["grid_holdout"][run.name] = grid[(k1, blend)]
+    k1, blend = max(grid, key=lambda cell: grid[cell])
     with LocalRAG(target, settings=settings_for(target, rerank={"blend": blend})) as rag:
         run = Run("hybrid-weighted+rerank:trained", "hybrid", {"fusion": "weighted", "rerank": True, "candidates": k1})
         out["best"] = {**evaluate_run(rag, test, eval_namespace(test), run), "k1": k1, "blend": blend,

@@ -210,23 +210,10 @@ async def drive_rate(port: int, requests: list[bytes], concurrency: int, rate: f
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.gather(*(open_loop_connection(port, requests, schedule, latencies, failures)
                            for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    total = len(latencies) + len(failures)
-    return {
-        "concurrency": concurrency,
-        "offered_qps": rate,
-        "seconds": round(elapsed, 2),
-        "requests": total,
-        "qps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 50), 2),
-        "p99_ms": round(percentile(latencies, 99), 2),
-        "max_ms": round(max(latencies), 2) if latencies else 0.0,
-        "success_rate": round(len(latencies) / total, 4) if total else 0.0,
-        "errors": len(failures),
-        "error_kinds": sorted(set(failures)),
-        "client_cpu_share": round((cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / elapsed, 3),
-    }
+    level = summarise(concurrency, latencies, failures, time.perf_counter() - t0, cpu0)
+    level["offered_qps"] = rate
+    level["max_ms"] = round(max(latencies), 2) if latencies else 0.0
+    return level
 
 
 async def drive(port: int, requests: list[bytes], concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
@@ -239,7 +226,12 @@ async def drive(port: int, requests: list[bytes], concurrency: int, seconds: flo
     t0 = time.perf_counter()
     await asyncio.gather(*(one_connection(port, requests, 50_000 + i * 997, t0 + seconds, latencies, failures)
                            for i in range(concurrency)))
-    elapsed = time.perf_counter() - t0
+    return summarise(concurrency, latencies, failures, time.perf_counter() - t0, cpu0)
+
+
+def summarise(concurrency: int, latencies: list[float], failures: list[str], elapsed: float,
+              cpu0: resource.struct_rusage) -> dict[str, Any]:
+    """One level's figures from its latencies (ms), failures and this process's CPU since ``cpu0``."""
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     total = len(latencies) + len(failures)
     return {

@@ -314,6 +314,17 @@ class LocalRAG:
     def documents(self, namespace: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return self.store.list_documents(namespace, limit, offset)
 
+    def iter_documents(self, namespace: str = "", page: int = 500) -> Iterator[Document]:
+        """Every stored document of ``namespace``, by doc_id, read a page at a time."""
+        offset = 0
+        while True:
+            listed = self.documents(namespace, limit=page, offset=offset)
+            for item in listed:
+                yield self.get_document(str(item["doc_id"]), namespace)
+            if len(listed) < page:
+                return
+            offset += page
+
     def stats(self) -> dict[str, Any]:
         self._sync()
         stats = self.store.stats()

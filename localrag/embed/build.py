@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localrag.embed.export import TorchReference, export_onnx, quantize_int8, sha256_file, write_text_atomic
+from localrag.embed.export import TorchReference, export_onnx, publish_folder, quantize_int8, sha256_file
 from localrag.embed.tokenizer import TOKENIZER_FILE
 from localrag.embed.train import EmbedTrainSettings, train_embedder_model
 from localrag.errors import ModelNotFoundError
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "embedder.json"
 MODEL_FILE = "model.onnx"
-CARD_FILE = "MODEL_CARD.md"
 FORMAT = "localrag-embedder"
 DATA_DIR_NAME = "embedder"  # default output folder inside the data directory
 
@@ -105,10 +103,7 @@ def export_embedder(model: Any, base_folder: Path, out_dir: Path, *, record: dic
             "sha256": digest,
             "export_seconds": round(time.perf_counter() - started, 1),
         }
-        for name in (MODEL_FILE, TOKENIZER_FILE):
-            os.replace(staging / name, out_dir / name)
-        write_text_atomic(out_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
-        write_text_atomic(out_dir / CARD_FILE, model_card(config))
+        publish_folder(staging, out_dir, (MODEL_FILE, TOKENIZER_FILE), CONFIG_FILE, config, model_card(config))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported the embedder to %s (int8 cosine to torch %s)", out_dir, config["export_check"]["int8_cosine"])

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 RECIPE = 1  # bump when the export or quantization recipe changes: cached artefacts are redone
 ONNX_FILE = "model.onnx"
+CARD_FILE = "MODEL_CARD.md"  # beside every model the project trains
 SIDECAR_FILE = "model.json"
 OPSET = 17
 MIN_COSINE_FP32 = 0.999
@@ -271,6 +272,16 @@ def write_text_atomic(path: Path, text: str) -> None:
     with _temporary_beside(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+
+
+def publish_folder(staging: Path, out_dir: Path, files: tuple[str, ...], config_file: str,
+                   config: dict[str, Any], card: str) -> None:
+    """Move a checked model's files from ``staging`` into ``out_dir``, then its JSON config and card
+    (each replaced atomically; the config last but one, so a folder with it has its model)."""
+    for name in files:
+        os.replace(staging / name, out_dir / name)
+    write_text_atomic(out_dir / config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(out_dir / CARD_FILE, card)
 
 
 def export_onnx(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from localrag.errors import ConfigError
 from localrag.models import ModelSpec, get_spec, is_installed, list_models, locate, locate_folder
@@ -30,11 +31,20 @@ def load_embedder(
     package raises ModelNotFoundError naming the pip package.
     """
     if is_model_path(name):
-        return _load_trained(Path(name).expanduser(), threads, batch_size, max_tokens)
+        folder = Path(name).expanduser()
+        from localrag.embed.build import read_config
+
+        config = read_config(folder)  # the weights' hash keys the cache: a retrained folder loads anew
+        key: _CacheKey = (str(folder.resolve()), threads, batch_size, max_tokens, str(config.get("sha256", "")))
+        return _cached(key, lambda: _build_trained(folder, config, threads, batch_size, max_tokens))
     spec = get_spec(name)
     if spec.kind != "embedding":
         raise ConfigError(f"model {name!r} is a {spec.kind} model, not an embedding model")
     key = (name, threads, batch_size, max_tokens, str(cache_dir or ""))
+    return _cached(key, lambda: _build(spec, threads, batch_size, max_tokens, cache_dir))
+
+
+def _cached(key: _CacheKey, build: Callable[[], Embedder]) -> Embedder:
     found = _loaded.get(key)
     if found is not None:
         return found
@@ -43,7 +53,7 @@ def load_embedder(
     with lock:  # one load per key; other keys load concurrently
         found = _loaded.get(key)
         if found is None:
-            found = _build(spec, threads, batch_size, max_tokens, cache_dir)
+            found = build()
             _loaded[key] = found
     return found
 
@@ -62,22 +72,14 @@ def embedder_dim(name: str) -> int:
     return int(get_spec(name).dim)
 
 
-def _load_trained(folder: Path, threads: int, batch_size: int, max_tokens: int) -> Embedder:
-    from localrag.embed.build import MODEL_FILE, read_config
+def _build_trained(folder: Path, config: dict[str, Any], threads: int, batch_size: int, max_tokens: int) -> Embedder:
+    from localrag.embed.build import MODEL_FILE
     from localrag.embed.onnx import OnnxEmbedder
 
-    config = read_config(folder)
-    key = (str(folder.resolve()), threads, batch_size, max_tokens, str(config.get("sha256", "")))
-    with _locks_guard:
-        found = _loaded.get(key)
-        if found is None:
-            if max_tokens < 3 or max_tokens > int(config["max_tokens"]):
-                raise ConfigError(f"embed.max_tokens must lie in [3, {config['max_tokens']}] for {folder}; "
-                                  f"got {max_tokens}")
-            found = OnnxEmbedder(folder / MODEL_FILE, folder, threads=threads, batch_size=batch_size,
-                                 max_tokens=max_tokens, name=str(folder), vector_space=str(config["vector_space"]))
-            _loaded[key] = found
-    return found
+    if max_tokens < 3 or max_tokens > int(config["max_tokens"]):
+        raise ConfigError(f"embed.max_tokens must lie in [3, {config['max_tokens']}] for {folder}; got {max_tokens}")
+    return OnnxEmbedder(folder / MODEL_FILE, folder, threads=threads, batch_size=batch_size, max_tokens=max_tokens,
+                        name=str(folder), vector_space=str(config["vector_space"]))
 
 
 def _build(

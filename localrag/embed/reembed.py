@@ -12,29 +12,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from localrag.config import CONFIG_FILE, update_settings_file
 from localrag.errors import InvalidInputError
-from localrag.types import Document
 
 log = logging.getLogger(__name__)
-
-_PAGE = 500
-
-
-def _documents(rag: Any, namespace: str) -> Iterator[Document]:
-    offset = 0
-    while True:
-        page = rag.documents(namespace, limit=_PAGE, offset=offset)
-        for listed in page:
-            yield rag.get_document(str(listed["doc_id"]), namespace)
-        if len(page) < _PAGE:
-            return
-        offset += _PAGE
-
 
 def reembed(source: Path, target: Path, model: str,
             progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
@@ -59,7 +44,7 @@ def reembed(source: Path, target: Path, model: str,
     counts: dict[str, int] = {}
     with LocalRAG(source, read_only=True) as old, LocalRAG(target, settings=load_settings(target)) as new:
         for namespace in sorted(old.store.namespaces()):
-            report = new.add(_documents(old, namespace), namespace=namespace)
+            report = new.add(old.iter_documents(namespace), namespace=namespace)
             counts[namespace] = len(report.added)
             if progress is not None:
                 progress(namespace, counts[namespace])

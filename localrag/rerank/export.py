@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 import warnings
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from localrag.embed.export import OPSET, _fuse, _quantize, sha256_file, write_text_atomic
+from localrag.embed.export import OPSET, _fuse, _quantize, publish_folder, sha256_file
 from localrag.embed.tokenizer import TOKENIZER_FILE, ModelTokenizer
 from localrag.errors import ModelNotFoundError
 
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "reranker.json"
 MODEL_FILE = "model.onnx"
-CARD_FILE = "MODEL_CARD.md"
 MIN_SPEARMAN = 0.98  # int8 may move scores a little, never the order much
 
 
@@ -109,10 +107,7 @@ def export_reranker(
             "sha256": sha256_file(int8),
             "export_seconds": round(time.perf_counter() - started, 1),
         }
-        for name in (MODEL_FILE, TOKENIZER_FILE):
-            os.replace(staging / name, out_dir / name)
-        write_text_atomic(out_dir / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
-        write_text_atomic(out_dir / CARD_FILE, model_card(config))
+        publish_folder(staging, out_dir, (MODEL_FILE, TOKENIZER_FILE), CONFIG_FILE, config, model_card(config))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported reranker to %s (int8 vs torch: %s)", out_dir, checks["int8"])

@@ -156,13 +156,7 @@ def groups_from_titles(
     title is left out of the positive so that matching needs more than copying words.
     """
     rng = random.Random(seed)
-    listed: list[dict[str, object]] = []
-    while True:
-        page = rag.documents(namespace, limit=1000, offset=len(listed))
-        listed.extend(page)
-        if len(page) < 1000:
-            break
-    ids = [str(d["doc_id"]) for d in listed if str(d.get("title") or "").strip()]
+    ids = [d.doc_id for d in rag.iter_documents(namespace) if d.title.strip()]
     if limit and len(ids) > limit:
         ids = sorted(rng.sample(ids, limit))
     documents = [rag.get_document(doc_id, namespace) for doc_id in ids]

@@ -273,3 +273,14 @@ def test_reader_behind_a_pruned_change_log_rebuilds(tmp_path: Path, fake_embedde
     assert "d0" not in {h.doc_id for h in reader.search("astronomy", k=10)}
     reader.close()
     writer.close()
+
+
+def test_iter_documents_pages_through_every_document(tmp_path: Path, fake_embedder: Any) -> None:
+    with LocalRAG(tmp_path, embedder=fake_embedder) as rag:
+        rag.add(docs(5))
+        rag.add(docs(2, prefix="x"), namespace="other")
+        found = list(rag.iter_documents(page=2))
+        assert [d.doc_id for d in found] == ["d0", "d1", "d2", "d3", "d4"]
+        assert found[3].metadata["n"] == 3 and found[3].title == "Title 3"
+        assert [d.doc_id for d in rag.iter_documents("other", page=2)] == ["x0", "x1"]
+        assert list(rag.iter_documents("missing")) == []
