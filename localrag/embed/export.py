@@ -239,14 +239,12 @@ def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def check_against_torch(onnx_file: Path, reference: TorchReference) -> tuple[float, float]:
-    """(mean, min) cosine between the ONNX model's and torch's embeddings of CHECK_SENTENCES."""
-    import onnxruntime as ort
-
+    """(mean, min) cosine between the ONNX model's and torch's embeddings of CHECK_SENTENCES,
+    run in a session made as the embedder makes its own (so what is checked is what is served)."""
+    from localrag.embed.onnx import make_session
     from localrag.embed.tokenizer import ModelTokenizer
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    session = make_session(onnx_file, 0)
     batch = ModelTokenizer(reference.folder).encode_batch(CHECK_SENTENCES)
     names = {i.name for i in session.get_inputs()}
     (hidden,) = session.run(["last_hidden_state"], {k: v for k, v in batch.items() if k in names})

@@ -1,0 +1,75 @@
+"""The load-time rewrite of fused layer norms and bias-GELUs (embed/graph.py) on small graphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from localrag.embed.graph import unfused_model
+from localrag.embed.onnx import make_session
+from localrag.errors import ModelNotFoundError
+
+H = 16
+FUSED = {"SkipLayerNormalization", "LayerNormalization", "BiasGelu"}
+
+
+def _save(tmp_path: Path, nodes: list, outputs: list[str], opset: int = 17) -> Path:
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=H).astype(np.float32), name)
+             for name in ("gamma", "beta", "bias", "gamma2", "beta2")]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", "L", H]) for n in ("x", "skip")]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs]
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outs, inits),
+                              opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 9
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _encoder_block() -> list:
+    return [
+        helper.make_node("SkipLayerNormalization", ["x", "skip", "gamma", "beta", "bias"], ["a"],
+                         domain="com.microsoft", epsilon=1e-12),
+        helper.make_node("BiasGelu", ["a", "bias"], ["b"], domain="com.microsoft"),
+        helper.make_node("LayerNormalization", ["b", "gamma2", "beta2"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+
+
+def _run(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(o) for o in session.run(None, feed)]
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_rewritten_graph_has_no_fused_ops_and_gives_the_same_outputs(tmp_path: Path, opset: int) -> None:
+    path = _save(tmp_path, _encoder_block(), ["y"], opset=opset)
+    rewritten = unfused_model(path)
+    assert rewritten is not None
+    ops = {node.op_type for node in onnx.load_from_string(rewritten).graph.node}
+    assert not ops & FUSED and {"ReduceMean", "Sqrt", "Gelu"} <= ops
+    rng = np.random.default_rng(1)
+    feed = {"x": rng.normal(size=(3, 5, H)).astype(np.float32), "skip": rng.normal(size=(3, 5, H)).astype(np.float32)}
+    fused = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (expected,) = _run(fused, feed)
+    (got,) = _run(make_session(path, 1), feed)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_norm_whose_statistics_are_used_is_kept(tmp_path: Path) -> None:
+    nodes = [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y", "mean"], axis=-1)]
+    path = _save(tmp_path, nodes, ["y", "mean"])
+    assert unfused_model(path) is None  # the mean output is a graph output: nothing rewritten
+    other_axis = [helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], axis=1)]
+    assert unfused_model(_save(tmp_path, other_axis, ["y"])) is None
+
+
+def test_a_file_that_is_not_onnx_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x00\x01 not a protobuf at all" * 10)
+    with pytest.raises(ModelNotFoundError, match=r"broken\.onnx"):
+        make_session(bad, 1)
