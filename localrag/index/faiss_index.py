@@ -6,11 +6,12 @@ there are tombstones excluded at search time and compacted by a rebuild once the
 pass a quarter of the index.
 
 From ``_COARSE_MIN`` vectors the exact mode finds ``max(8k, 400)`` candidates in a 4-bit
-copy (faiss PQ fast scan, one 16-level code per dimension: an eighth of the float memory,
-scanned with SIMD table lookups) and rescores them with the float vectors, so scores are
-exact and only the candidate set is approximate. At 100k MiniLM vectors and k=100 this is
-~1 ms per query instead of ~3 ms for one BLAS product per batch or ~4.4 ms for an SQ8 scan,
-with recall@100 against brute force >= 0.99 (benchmarks/results/load_test.json).
+copy (faiss PQ fast scan, one 16-level code per pair of dimensions: a sixteenth of the float
+memory, scanned with SIMD table lookups) and rescores them with the float vectors, so scores
+are exact and only the candidate set is approximate. At 100k MiniLM vectors and k=100 the scan
+is ~0.47 ms per query in a batch (one code per dimension: 0.87 ms, same recall), against ~3 ms
+for one BLAS product per batch or ~4.4 ms for an SQ8 scan; recall@100 against brute force is
+>= 0.99 (benchmarks/results/load_test.json).
 Filtered searches scan the float vectors of the allowed keys only, exactly.
 """
 
@@ -42,6 +43,8 @@ _COARSE_MIN = 20_000
 _COARSE_MIN_CANDIDATES = 400
 _COARSE_FACTOR = 8
 _COARSE_TRAIN_MAX = 8_192
+_COARSE_DIMS_PER_CODE = 2
+_COARSE_PAIR_MIN_DIM = 128
 # Below _COARSE_MIN, from this many queries an unfiltered search reads the float vectors once
 # for the whole batch (one BLAS matrix product) instead of once per query.
 _BLAS_MIN_QUERIES = 8
@@ -112,9 +115,9 @@ class FaissIndex:
             return
         keys = self.keys()
         vectors = self._index.reconstruct_batch(keys)
-        # One sub-quantizer per dimension: 16 levels each, fitted by k-means on an even sample.
+        # One sub-quantizer per pair of dimensions: 16 levels each, fitted by k-means on an even sample.
         # One OpenMP thread: on a busy machine more threads spin-wait (measured 56 s vs 5 s at 100k).
-        quantizer = faiss.IndexPQFastScan(self.dim, self.dim, 4, faiss.METRIC_INNER_PRODUCT)
+        quantizer = faiss.IndexPQFastScan(self.dim, self._coarse_codes(), 4, faiss.METRIC_INNER_PRODUCT)
         with _omp_lock:
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
@@ -125,6 +128,11 @@ class FaissIndex:
             finally:
                 faiss.omp_set_num_threads(threads)
         self._coarse, self._coarse_trained_at = coarse, size
+
+    def _coarse_codes(self) -> int:
+        # Few dimensions carry too few bits when paired (16-d: 32 bits a vector); pair from 128 up.
+        paired = self.dim >= _COARSE_PAIR_MIN_DIM and self.dim % _COARSE_DIMS_PER_CODE == 0
+        return self.dim // _COARSE_DIMS_PER_CODE if paired else self.dim
 
     def remove(self, keys: Keys) -> None:
         keys = np.ascontiguousarray(keys, dtype=np.int64)
@@ -278,8 +286,9 @@ class FaissIndex:
             if len(arrays.get("coarse", ())):
                 index._coarse = faiss.deserialize_index(arrays["coarse"])
                 index._coarse_trained_at = int(arrays["coarse_trained_at"])
-                if index._coarse.ntotal != len(index):
-                    index._coarse, index._coarse_trained_at = None, 0
+                codes = faiss.downcast_index(faiss.downcast_index(index._coarse).index).M
+                if index._coarse.ntotal != len(index) or codes != index._coarse_codes():
+                    index._coarse, index._coarse_trained_at = None, 0  # stale, or saved by an older layout
             had_coarse = index._coarse is not None
             index._refresh_coarse()
             # a file saved without the candidate copy (or a stale one) is saved again, not retrained each open

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -113,6 +114,26 @@ def test_wrong_dimension_is_refused() -> None:
     with pytest.raises(DimensionMismatchError, match="NaN"):
         index.add(np.array([1], dtype=np.int64), np.full((1, 16), np.nan, dtype=np.float32))
     assert len(index) == 0
+
+
+def test_wide_vectors_pair_dimensions_in_the_candidate_copy(tmp_path: Path) -> None:
+    x = unit_vectors(21_000, 128, seed=8)
+    keys = np.arange(1, 21_001, dtype=np.int64)
+    index = make("flat", dim=128)
+    index.add(keys, x)
+    assert faiss.downcast_index(index._coarse.index).M == 64  # one 4-bit code per two dimensions
+    for q in unit_vectors(20, 128, seed=9):
+        assert [key for key, _ in index.search(q.reshape(1, -1), 10)[0]] == oracle(x, keys, q, 10)
+    # a file whose copy has another layout (one code per dimension, as saved before) is retrained once
+    one_per_dim = faiss.IndexIDMap(faiss.IndexPQFastScan(128, 128, 4, faiss.METRIC_INNER_PRODUCT))
+    one_per_dim.train(x[:4096])
+    one_per_dim.add_with_ids(x, keys)
+    index.save(tmp_path / "dense.npz", stamp=1)
+    arrays = dict(np.load(tmp_path / "dense.npz"))
+    arrays["coarse"] = faiss.serialize_index(one_per_dim)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old, _ = FaissIndex.load(tmp_path / "old.npz")
+    assert old.retrained_on_load and faiss.downcast_index(old._coarse.index).M == 64
 
 
 def test_coarse_candidates_with_exact_rescoring_match_brute_force(tmp_path: Path) -> None:
