@@ -201,9 +201,10 @@ class FaissIndex:
 
     def _coarse_search(self, queries: Vectors, k: int) -> list[ScoredKeys]:
         depth = min(len(self), max(_COARSE_FACTOR * k, _COARSE_MIN_CANDIDATES))
-        with _omp_lock:
-            faiss.omp_set_num_threads(max(1, self.settings.search_threads))
-            _, ids = self._coarse.search(queries, depth)
+        # OpenMP's thread count is per calling thread, so concurrent batches need no lock here
+        # (the server runs two at once; serialising their scans only added queueing).
+        faiss.omp_set_num_threads(max(1, self.settings.search_threads))
+        _, ids = self._coarse.search(queries, depth)
         return [self._rescore(query, row[row != -1], k) for query, row in zip(queries, ids, strict=True)]
 
     def _blas_batch(self, queries: Vectors, k: int) -> list[ScoredKeys]:
