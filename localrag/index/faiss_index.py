@@ -11,7 +11,7 @@ memory, scanned with SIMD table lookups) and rescores them with the float vector
 are exact and only the candidate set is approximate. At 100k MiniLM vectors and k=100 a search
 is ~0.6 ms per query in a batch (scan and rescoring; one code per dimension and 8k candidates:
 1.1 ms), against ~3 ms for one BLAS product per batch or ~4.4 ms for an SQ8 scan; recall@10
-against brute force is 1.0 and recall@100 0.995 (benchmarks/results/load_test.json).
+against brute force is 0.9997 and recall@100 0.9945 (benchmarks/results/load_test.json).
 Filtered searches scan the float vectors of the allowed keys only, exactly.
 """
 
