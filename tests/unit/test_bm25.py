@@ -109,6 +109,18 @@ def test_parity_with_other_parameters(k1: float, b: float, epsilon: float) -> No
                 assert abs(scores[key] - ref_scores[i]) < 1e-6
 
 
+def test_documents_scoring_zero_still_match_when_idf_is_floored_at_zero() -> None:
+    # epsilon 0 floors the idf of a term in most documents at 0: its documents still match (score 0),
+    # as BM25Okapi ranks them, so the candidate set cannot be "total > 0" there.
+    index = BM25Index(epsilon=0.0)
+    texts = ["common word here", "common word there", "common rare", "common again", "other text"]
+    index.add(np.arange(5, dtype=np.int64), texts)
+    found = dict(index.search("common", 10))
+    assert sorted(found) == [0, 1, 2, 3] and all(score == 0.0 for score in found.values())
+    mixed = dict(index.search("common rare", 10))
+    assert sorted(mixed) == [0, 1, 2, 3] and mixed[2] > 0 and mixed[0] == 0.0
+
+
 def test_repeated_query_token_counts_each_time() -> None:
     live = dict(enumerate(make_corpus(80, seed=2)))
     index = build(live)
