@@ -71,7 +71,7 @@ class OnnxEmbedder:
         last = output.shape[-1] if output.shape else None
         if isinstance(last, int):
             return last
-        return int(self.embed_queries(["dimension probe"]).shape[1])
+        return int(self._run(self._tokenizer.encode_batch(["dimension probe"]), _QUERY_THREADS).shape[1])
 
     @property
     def tokenizer(self) -> ModelTokenizer:

@@ -48,6 +48,8 @@ _COARSE_PAIR_MIN_DIM = 128
 # Below _COARSE_MIN, from this many queries an unfiltered search reads the float vectors once
 # for the whole batch (one BLAS matrix product) instead of once per query.
 _BLAS_MIN_QUERIES = 8
+# Guards faiss's process-wide BLAS threshold. OpenMP's thread count needs no lock: it is a
+# per-thread setting, so each search sets its own (the server runs two batches at once).
 _omp_lock = threading.Lock()
 
 
@@ -190,9 +192,8 @@ class FaissIndex:
         params, keepalive = self._search_params(allow)
         k = min(k, len(self) if allow is None else min(len(self), len(allow)))
         threads = self.settings.search_threads if len(queries) == 1 else max(1, faiss.omp_get_max_threads())
-        with _omp_lock:
-            faiss.omp_set_num_threads(max(1, threads))
-            scores, ids = self._index.search(queries, k, params=params)
+        faiss.omp_set_num_threads(max(1, threads))
+        scores, ids = self._index.search(queries, k, params=params)
         del keepalive  # the selector and its bitmap had to outlive the search call
         return [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i != -1]
@@ -201,14 +202,12 @@ class FaissIndex:
 
     def _coarse_search(self, queries: Vectors, k: int) -> list[ScoredKeys]:
         depth = min(len(self), max(_COARSE_FACTOR * k, _COARSE_MIN_CANDIDATES))
-        # OpenMP's thread count is per calling thread, so concurrent batches need no lock here
-        # (the server runs two at once; serialising their scans only added queueing).
         faiss.omp_set_num_threads(max(1, self.settings.search_threads))
         _, ids = self._coarse.search(queries, depth)
         return [self._rescore(query, row[row != -1], k) for query, row in zip(queries, ids, strict=True)]
 
     def _blas_batch(self, queries: Vectors, k: int) -> list[ScoredKeys]:
-        with _omp_lock:  # the BLAS threshold and thread count are process-wide settings
+        with _omp_lock:  # the BLAS threshold is a process-wide setting
             faiss.omp_set_num_threads(max(1, self.settings.search_threads))
             threshold = faiss.cvar.distance_compute_blas_threshold
             faiss.cvar.distance_compute_blas_threshold = 1
@@ -297,7 +296,7 @@ class FaissIndex:
             return index, int(arrays["stamp"])
         except CorruptIndexError:
             raise
-        except (KeyError, RuntimeError, ValueError) as e:
+        except (AttributeError, KeyError, RuntimeError, ValueError) as e:
             raise CorruptIndexError(f"cannot read vector index {path}: {e}") from e
 
 

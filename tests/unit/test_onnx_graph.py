@@ -73,3 +73,29 @@ def test_a_file_that_is_not_onnx_is_named(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00\x01 not a protobuf at all" * 10)
     with pytest.raises(ModelNotFoundError, match=r"broken\.onnx"):
         make_session(bad, 1)
+
+
+def test_an_encoder_whose_output_width_is_dynamic_is_probed_for_its_dimension(tmp_path: Path) -> None:
+    from localrag.embed.onnx import OnnxEmbedder
+    from localrag.models import get_spec, locate_folder
+
+    table = numpy_helper.from_array(np.random.default_rng(2).normal(size=(30_522, 4)).astype(np.float32), "table")
+    ones = numpy_helper.from_array(np.array([1, 1], np.int64), "ones")
+    nodes = [  # width = 4 x max(attention_mask): known only at run time, so the session reports no width
+        helper.make_node("Gather", ["table", "input_ids"], ["rows"]),
+        helper.make_node("ReduceMax", ["attention_mask"], ["top"], keepdims=0),
+        helper.make_node("Reshape", ["top", "one"], ["top1"]),
+        helper.make_node("Concat", ["ones", "top1"], ["repeats"], axis=0),
+        helper.make_node("Tile", ["rows", "repeats"], ["last_hidden_state"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["B", "L"]) for n in ("input_ids", "attention_mask")],
+        [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["B", "L", "H"])],
+        [table, ones, numpy_helper.from_array(np.array([1], np.int64), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    embedder = OnnxEmbedder(tmp_path / "model.onnx", locate_folder(get_spec("minilm-l6")))
+    assert embedder.dim == 4
+    assert embedder.embed_query("a short query").shape == (4,)
