@@ -139,7 +139,7 @@ def length_groups(lengths: Sequence[int], max_rows: int) -> list[tuple[int, int]
 def make_session(model_path: Path, threads: int) -> ort.InferenceSession:
     """A CPU session for an encoder; ``threads`` 0 lets onnxruntime use every core.
 
-    Fused layer norms and bias-GELUs are spelt as primitive ops first (see ``embed.graph``)."""
+    Fused skip-layer-norms and bias-GELUs are split first (see ``embed.graph``)."""
     try:
         rewritten = unfused_model(model_path)
     except Exception as e:  # onnx raises DecodeError, ValidationError, OSError...
