@@ -45,3 +45,18 @@ def test_embed_queries_keeps_order_and_stays_close_to_single_queries() -> None:
     similarity = batched @ single.T
     assert list(similarity.argmax(axis=1)) == list(range(len(texts)))  # rows come back in input order
     assert similarity.diagonal().min() >= 0.98  # int8 scales per run: close, not bit-identical
+
+
+@pytest.mark.model
+def test_queries_run_on_a_one_thread_session_and_documents_on_the_configured_threads() -> None:
+    from localrag.embed.export import ensure_onnx
+    from localrag.models import get_spec, locate_folder
+
+    spec = get_spec("minilm-l6-onnx-int8")
+    embedder = onnx.OnnxEmbedder(ensure_onnx(spec), locate_folder(spec), threads=2)
+    embedder.embed_query("a question")
+    assert set(embedder._sessions) == {1}  # no document session made for queries
+    passages = embedder.embed_documents(["a passage about proteins", "another about sleep"])
+    assert set(embedder._sessions) == {1, 2}
+    # the same text through either session lands on the same vector (int8: close, not bit-identical)
+    assert float(embedder.embed_query("a passage about proteins") @ passages[0]) >= 0.98
