@@ -19,7 +19,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 netguard.install()
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -59,19 +59,9 @@ def real_embedder():  # type: ignore[no-untyped-def]
 
 
 def sample_texts(n: int) -> list[str]:
-    """Real text for real embeddings: SciFact abstracts when ../shared is beside the repo, else built sentences."""
-    import json
+    """Built sentences for real embeddings: the same text on every machine, nothing read from outside."""
     import random
 
-    corpus = SHARED_DATA / "scifact" / "corpus.jsonl"
-    if corpus.is_file():
-        texts = []
-        with corpus.open(encoding="utf-8") as fh:
-            for line in fh:
-                record = json.loads(line)
-                texts.append(f"{record['title']}. {record['text']}"[:300])
-                if len(texts) == n:
-                    return texts
     rng = random.Random(0)
     subjects = [
         "the enzyme",
@@ -88,27 +78,10 @@ def sample_texts(n: int) -> list[str]:
 
 
 def scifact_cases(n: int = 4) -> list[tuple[str, str, list[str]]]:
-    """(claim, its relevant abstract, three abstracts no test claim is judged against) from the test
-    split; the irrelevant ones are drawn with a fixed seed."""
+    """(claim, its relevant abstract, three abstracts no test claim is judged against): ten SciFact
+    test-split cases shipped in tests/data (see its README for the licence and how they were drawn)."""
     import json
-    import random
 
-    scifact = SHARED_DATA / "scifact"
-    corpus = {}
-    with (scifact / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            corpus[record["_id"]] = f"{record['title']}\n{record['text']}"
-    queries = {}
-    with (scifact / "queries.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            queries[record["_id"]] = record["text"]
-    rows = [line.split("\t") for line in (scifact / "qrels" / "test.tsv").read_text().splitlines()[1:]]
-    relevant: dict[str, str] = {}
-    for qid, doc, _ in rows:
-        relevant.setdefault(qid, doc)
-    rng = random.Random(0)
-    unjudged = sorted(set(corpus) - {doc for _, doc, _ in rows})
-    return [(queries[q], corpus[relevant[q]], [corpus[d] for d in rng.sample(unjudged, 3)])
-            for q in sorted(relevant)[:n]]
+    rows = [json.loads(line) for line in (TEST_DATA / "scifact_cases.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert n <= len(rows), f"tests/data ships {len(rows)} SciFact cases, {n} asked for"
+    return [(row["claim"], row["relevant"], list(row["unjudged"])) for row in rows[:n]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, scifact_cases
+from conftest import scifact_cases
 
 from localrag.config import Settings
 from localrag.engine import LocalRAG
@@ -22,8 +22,6 @@ from localrag.rerank.mining import TrainGroup, passage_text
 from localrag.types import Document, Hit
 
 pytestmark = pytest.mark.model
-
-SCIFACT = SHARED_DATA / "scifact"
 
 
 @pytest.fixture(scope="module")
