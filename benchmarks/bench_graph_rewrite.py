@@ -6,7 +6,7 @@ In one process, alternating the two sessions round by round (the best round of e
 noisy machine penalises both alike):
   - one SkipLayerNormalization node (with bias) on (16, 30, 384): the fused kernel vs Add + LayerNormalization;
   - the default int8 embedder on SciFact queries, one thread, batches of 1 and 16: CPU ms per query;
-  - the shipped cross-encoder (models/reranker-minilm-scifact) scoring 20 SciFact abstracts per query.
+  - the shipped cross-encoder (localrag/rerank/shipped/reranker-minilm-scifact) scoring 20 SciFact abstracts per query.
 A session "fused" is what onnxruntime makes of the file itself; "rewritten" is ``make_session``'s.
 """
 
@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from localrag.embed.factory import load_embedder  # noqa: E402
 from localrag.embed.onnx import make_session  # noqa: E402
 from localrag.rerank.cross_encoder import OnnxCrossEncoder  # noqa: E402
+from localrag.rerank.factory import shipped_reranker_dir  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 
@@ -111,7 +112,7 @@ def embedder_part(queries: list[str], rounds: int) -> dict[str, Any]:
 
 
 def reranker_part(queries: list[str], passages: list[str], rounds: int) -> dict[str, Any]:
-    reranker = OnnxCrossEncoder(REPO / "models" / "reranker-minilm-scifact", threads=1)
+    reranker = OnnxCrossEncoder(shipped_reranker_dir(), threads=1)
     sessions = {"fused": fused_session(reranker.path, 1), "rewritten": reranker._session}
 
     def run() -> int:

@@ -17,8 +17,9 @@ DATA_DIR_NAME = "reranker"  # where `localrag train-reranker` writes into a data
 
 
 def shipped_reranker_dir() -> Path:
-    """The cross-encoder shipped in the repository's ``models/`` (built by scripts/build_reranker.sh)."""
-    return Path(__file__).resolve().parents[2] / "models" / SHIPPED_NAME
+    """The cross-encoder shipped inside the package (package data, so a plain wheel install has it;
+    built by scripts/build_reranker.sh)."""
+    return Path(__file__).resolve().parent / "shipped" / SHIPPED_NAME
 
 
 def trained_reranker_dir(data_dir: Path | None) -> Path:
@@ -28,8 +29,9 @@ def trained_reranker_dir(data_dir: Path | None) -> Path:
     shipped = shipped_reranker_dir()
     if not (shipped / "model.onnx").is_file():
         raise ModelNotFoundError(
-            f"no trained reranker in {shipped}; build it with `bash scripts/build_reranker.sh` "
-            "or `localrag train-reranker`, or set rerank.model to a cross-encoder path"
+            f"no trained reranker in {shipped}: reinstall localrag (the wheel carries it), build it with "
+            "`bash scripts/build_reranker.sh` or `localrag train-reranker`, or set rerank.model to a "
+            "cross-encoder path"
         )
     return shipped
 
