@@ -35,6 +35,9 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "usage": dict(answer.usage),
         "timings_ms": {k: round(v, 2) for k, v in answer.timings.items()},
         "hits": [hit_dict(h) for h in answer.hits],
+        "generated_text": answer.generated_text,
+        "support": answer.support,
+        "confidence": answer.confidence,
     }
 
 
