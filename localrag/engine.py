@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from localrag import failpoints
 from localrag.config import Settings, load_settings
 from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.index.manager import IndexManager
@@ -201,6 +202,7 @@ class LocalRAG:
     def _apply(self, result: WriteResult, vectors: Any, texts: list[str]) -> None:
         with self._rw.write():
             self.indexes.apply_write(result, vectors, texts)
+        failpoints.hit("engine.after_apply")
 
     def delete(
         self, *, doc_ids: Sequence[str] | None = None, filter: Mapping[str, Any] | None = None, namespace: str = ""

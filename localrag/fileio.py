@@ -11,11 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from localrag import failpoints
 from localrag.errors import CorruptIndexError
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half of one."""
+def atomic_write_bytes(path: Path, data: bytes, *, failpoint: str = "") -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half of one.
+
+    ``failpoint``: the failpoint reached between the temp file and the replace (crash tests).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -23,6 +27,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if failpoint:
+            failpoints.hit(failpoint)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -35,7 +41,7 @@ def save_arrays(path: Path, **arrays: Any) -> None:
     """Atomically write numpy arrays as an uncompressed .npz (no pickle)."""
     buf = io.BytesIO()
     np.savez(buf, **{name: np.asarray(value) for name, value in arrays.items()})  # type: ignore[arg-type]
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), failpoint="index.save.before_replace")
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from localrag import failpoints
 from localrag.errors import StoreError
 from localrag.fileio import atomic_write_bytes
 from localrag.pinecone.wire import Record, Sparse
@@ -108,6 +109,8 @@ class RecordStore:
         with self.transaction() as conn:
             self._ensure_namespace(conn, namespace)
             conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
+            failpoints.hit("pinecone.upsert.before_commit")
+        failpoints.hit("pinecone.upsert.after_commit")
 
     def replace(self, namespace: str, rows: Sequence[Row]) -> None:
         """Write whole records (updates are read-modify-write in memory, then stored here)."""
@@ -116,6 +119,8 @@ class RecordStore:
     def delete(self, namespace: str, ids: Sequence[str]) -> None:
         with self.transaction() as conn:
             conn.executemany("DELETE FROM records WHERE namespace = ? AND id = ?", [(namespace, i) for i in ids])
+            failpoints.hit("pinecone.delete.before_commit")
+        failpoints.hit("pinecone.delete.after_commit")
 
     def delete_all(self, namespace: str, *, drop_namespace: bool = False) -> None:
         with self.transaction() as conn:

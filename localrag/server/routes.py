@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from localrag import failpoints
 from localrag.answer.format import answer_dict, hit_dict
 from localrag.errors import InvalidInputError, LocalRagError, NotFoundError
 from localrag.ingest.loaders import load_file
@@ -141,7 +142,9 @@ def router() -> APIRouter:
             body = _document_body(await request.body())
             documents = [Document(body.doc_id, body.text, body.source, body.title, body.metadata)]
             namespace = body.namespace
+        failpoints.hit("server.upload.before_add")
         report = await run_in_threadpool(lambda: ctx.rag.add(documents, namespace=namespace))
+        failpoints.hit("server.upload.after_add")
         if report.skipped and not report.documents_written and not report.unchanged:
             raise InvalidInputError("; ".join(f"{s.path}: {s.reason}" for s in report.skipped))
         return JSONResponse({"added": list(report.added), "updated": list(report.updated),

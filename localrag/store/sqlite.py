@@ -21,6 +21,7 @@ import numpy as np
 import sqlite_utils
 from numpy.typing import NDArray
 
+from localrag import failpoints
 from localrag.errors import DimensionMismatchError, NotFoundError, StoreError
 from localrag.store.connections import SQLiteConnections
 from localrag.store.migrations import migrate
@@ -195,6 +196,8 @@ class SQLiteStore:
                     added.append(int(cur.lastrowid or 0))
                 log.debug("stored %s (%d chunks)", doc.doc_id, len(item.chunks))
             self._log_changes(conn, generation, ns_id, added, removed)
+            failpoints.hit("store.write.before_commit")
+        failpoints.hit("store.write.after_commit")
         return WriteResult(generation, ns_id, _keys(added), _keys(removed))
 
     def _upsert_document_row(
@@ -254,6 +257,8 @@ class SQLiteStore:
                 conn.execute(f"DELETE FROM chunks WHERE document_id IN ({marks})", batch)
                 conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", batch)
             self._log_changes(conn, generation, ns_id, [], removed)
+            failpoints.hit("store.delete.before_commit")
+        failpoints.hit("store.delete.after_commit")
         return WriteResult(generation, ns_id, _EMPTY_KEYS, _keys(removed))
 
     def _bump_generation(self, conn: sqlite3.Connection) -> int:
