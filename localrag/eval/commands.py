@@ -14,8 +14,9 @@ RUN_NAMES = ("keyword", "dense", "hybrid", "hybrid-weighted")
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format dataset, runs side by side")
-    p.add_argument("--dataset", required=True, type=Path)
-    p.add_argument("--split", default="test")
+    p.add_argument("--dataset", required=True, type=Path,
+                   help="a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/); ingested if needed")
+    p.add_argument("--split", default="test", help="the qrels split to evaluate on (default: test)")
     p.add_argument("--mode", action="append", choices=RUN_NAMES,
                    help="a run to compare (repeatable; default keyword, dense, hybrid)")
     p.add_argument("--rerank", action="store_true", help="also run each mode with the configured reranker")
@@ -24,7 +25,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--queries", type=int, help="evaluate a fixed random subset of this many queries")
     p.add_argument("--seed", type=int, default=13, help="seed of the --queries subset")
     p.add_argument("--plot", type=Path, help="write a PNG of nDCG@10 and p50 latency per run")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", type=Path, help="also write the JSON results here")
     p.set_defaults(handler=cmd_eval)
 
@@ -36,7 +37,7 @@ def add_commands(sub: Any) -> None:
                    help="tune on the stored feedback judgments of the dataset's namespace instead of its qrels")
     p.add_argument("--rerank-queries", type=int, default=100, help="queries used to judge reranking on/off")
     p.add_argument("--dry-run", action="store_true", help="report only; do not store the settings")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(handler=cmd_tune)
 
 

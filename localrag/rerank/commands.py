@@ -20,25 +20,27 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--holdout", type=int, default=0,
                    help="keep this many judged queries (fixed seed) out of training, to choose k1/blend on")
     p.add_argument("--out", type=Path, help="output folder (default: <data>/reranker, used by rerank.model=trained)")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training groups")
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="of the encoder")
     p.add_argument("--negatives", type=int, default=defaults.negatives, help="hard negatives per group")
     p.add_argument("--mine-negatives", type=int, default=0,
                    help="negatives drawn per group when mining (training uses the first --negatives)")
-    p.add_argument("--max-tokens", type=int, default=defaults.max_tokens)
+    p.add_argument("--max-tokens", type=int, default=defaults.max_tokens,
+                   help="tokens per (query, passage) pair while training")
     p.add_argument("--max-groups", type=int, default=defaults.max_groups, help="0: every group")
-    p.add_argument("--threads", type=int, default=defaults.threads)
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--threads", type=int, default=defaults.threads, help="torch threads (0: every core)")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of sampling and initialisation")
+    p.add_argument("--json", action="store_true", help="print the training report as JSON")
     p.set_defaults(handler=cmd_train_reranker)
 
     p = sub.add_parser("feedback", help="record whether a chunk is relevant to a query")
-    p.add_argument("query")
-    p.add_argument("chunk_id", type=int)
+    p.add_argument("query", help="the query the judgment is about")
+    p.add_argument("chunk_id", type=int, help="the judged chunk (`localrag search` prints chunk ids)")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--relevant", dest="relevant", action="store_true")
-    group.add_argument("--not-relevant", dest="relevant", action="store_false")
-    p.add_argument("--namespace", default="")
+    group.add_argument("--relevant", dest="relevant", action="store_true", help="the chunk answers the query")
+    group.add_argument("--not-relevant", dest="relevant", action="store_false",
+                       help="the chunk does not answer the query")
+    p.add_argument("--namespace", default="", help="the chunk's namespace (default: '')")
     p.add_argument("--list", action="store_true", help="then print the stored judgments as JSON")
     p.set_defaults(handler=cmd_feedback)
 
