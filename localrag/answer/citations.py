@@ -93,10 +93,12 @@ def check(text: str, context: Context) -> CheckedText:
 
 
 def _claim_before(text: str) -> str:
-    """The sentence a marker closes: the text since the previous sentence end."""
+    """The sentence a marker closes: the text since the previous sentence end, without the markers
+    that close the sentence before it ("Claim. [1] Next claim. [2]")."""
     stripped = re.sub(r"(\[\d+\])+\s*$", "", text.rstrip())
     match = _CLAIM_START.search(stripped)
-    return stripped[match.end() :] if match else stripped
+    claim = stripped[match.end() :] if match else stripped
+    return re.sub(r"^(?:\[\d+\]\s*)+", "", claim)
 
 
 def best_sentence(passage: str, claim: str) -> tuple[int, int, float]:

@@ -20,7 +20,9 @@ from localrag.answer.context import Context
 from localrag.answer.sentences import sentences, terms
 from localrag.types import Citation
 
-_MARKERS_AT_END = re.compile(r"(?:\s*\[\d+\])+\s*$")
+# Markers opening a span: "Claim. [1] Next claim." splits after the full stop, so "[1]" opens the
+# next span although it closes the claim before it.
+_LEADING_MARKERS = re.compile(r"(?:\[\d+\]\s*)+")
 _CITED = re.compile(r"\[(\d+)\]")
 _TRAILING_PUNCTUATION = re.compile(r"[\s.!?:;,]*$")
 # Words of answer boilerplate ("the answer, according to the sources, is ...") that claim nothing.
@@ -89,12 +91,13 @@ def verify(
 
 def _answer_sentences(text: str) -> list[tuple[int, int]]:
     """Sentence spans, each extended over the markers that follow its end ("Claim. [1]")."""
-    spans = sentences(text)
     merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and _MARKERS_AT_END.fullmatch(text[start:end]):
-            merged[-1] = (merged[-1][0], end)  # a sentence of markers only belongs to the previous one
-        else:
+    for start, end in sentences(text):
+        lead = _LEADING_MARKERS.match(text, start, end)
+        if lead and merged:
+            merged[-1] = (merged[-1][0], start + len(lead.group().rstrip()))
+            start = lead.end()
+        if start < end:
             merged.append((start, end))
     return merged
 

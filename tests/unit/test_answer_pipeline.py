@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -224,6 +225,27 @@ def test_extractive_answers_with_the_best_covering_sentence_or_abstains() -> Non
     assert nothing.text == DEFAULT_ABSTAIN
     pieces = list(gen.stream(prompt, max_tokens=100))
     assert "".join(p for p in pieces if isinstance(p, str)) == text and isinstance(pieces[-1], Completion)
+
+
+def test_extractive_sentences_from_several_sources_each_cite_their_own(fake_rag: LocalRAG) -> None:
+    # Issue 18 item 9: "Claim. [n]" puts the marker after the sentence end, where the sentence
+    # splitter opened the next sentence with it; every marker then checked the following claim.
+    fake_rag.add([
+        Document("owls", "Barn owls hunt voles at night by sound alone. Their feathers are soft.", title="Owls"),
+        Document("bats", "Fruit bats hunt figs at night by smell. They roost in caves.", title="Bats"),
+        Document("moths", "Hawk moths hunt nectar at night by sight. Their tongues are long.", title="Moths"),
+    ])
+    rag = use(fake_rag, ExtractiveGenerator(max_sentences=3, relative=0.3))
+    answer = rag.ask("What do animals hunt at night?", mode="keyword")
+    claims = re.findall(r"\s*(.+?) \[(\d+)\]", answer.text)
+    assert len(claims) == 3 and answer.text == answer.generated_text, answer.text  # no marker added or moved
+    assert len(answer.citations) == 3 and answer.support == 1.0
+    by_number = {c.number: c for c in answer.citations}
+    for sentence, number in claims:
+        citation = by_number[int(number)]
+        assert citation.quote == sentence, (sentence, citation.quote)
+        assert sentence in rag.get_document(citation.doc_id).text
+        assert citation.support == 1.0 and not citation.attributed
 
 
 def test_default_chain_falls_back_to_extractive_when_the_model_package_is_missing(corpus: LocalRAG) -> None:
