@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+export LOCALRAG_CACHE_DIR="$WORK/cache"  # a cache of its own: the export really runs in this install
 bash scripts/install.sh "$WORK/venv"
 BIN="$WORK/venv/bin"
 cd "$WORK"  # no checkout beside it: everything must come from the installed wheel
@@ -20,14 +21,20 @@ printf 'Honeybees share the direction of flowers with a waggle dance.\n' > docs/
 "$BIN/localrag" --data data ingest docs
 "$BIN/localrag" --data data search "how does snow become ice" --k 1 | tee search.txt
 grep -q glaciers search.txt
-"$BIN/localrag" --data data search "how does snow become ice" --k 1 --rerank | tee rerank.txt
-grep -q glaciers rerank.txt
+"$BIN/localrag" --data data search "how does snow become ice" --k 1 --rerank --json > rerank.json
+"$BIN/python" - <<'PY'
+import json
+hits = json.load(open("rerank.json"))
+hits = hits["hits"] if isinstance(hits, dict) else hits
+assert hits[0]["source"].endswith("glaciers.txt") and "rerank" in hits[0]["scores"], hits
+print("[smoke] reranked:", hits[0]["source"], hits[0]["scores"])
+PY
 "$BIN/localrag" --data data ask "How do honeybees share where flowers are?" --json > answer.json
 "$BIN/python" - <<'PY'
 import json
 answer = json.load(open("answer.json"))
 assert answer["citations"], answer
 assert any("bees" in c["source"] for c in answer["citations"]), answer["citations"]
-print("[smoke] cited answer:", answer["text"][:120])
+print("[smoke] cited answer:", answer["answer"][:120])
 PY
 echo "[smoke] the wheel install ingests, searches, reranks and answers offline"
