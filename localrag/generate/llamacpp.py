@@ -7,7 +7,9 @@
   up to the model's training context.
 - The system message is rendered first and never changes, so its evaluated tokens stay in
   the KV cache and llama.cpp reuses them for the next question (the prefix match is counted
-  in ``cached_prompt_tokens``).
+  in ``cached_prompt_tokens``). Only that fixed prefix is reused, always evaluated the same
+  way, so a prompt's logits (and its greedy answer) never depend on what was asked before
+  (see ``prefill``).
 - One lock serialises every use of the model: a llama.cpp context is not thread-safe.
 """
 
@@ -23,11 +25,12 @@ from typing import Any
 
 from localrag.errors import DependencyMissingError, InvalidInputError, ModelNotFoundError
 from localrag.generate.base import GenerationError, GenerationTimeoutError, collect
-from localrag.types import Completion, Prompt
+from localrag.types import ChatMessage, Completion, Prompt
 
 log = logging.getLogger(__name__)
 
 _MIN_CTX = 1024
+_PROBES = 16  # fixed-prefix probes kept, one per distinct system message (answer, rewrite, condense)
 
 
 def _import_llama_cpp() -> Any:
@@ -84,6 +87,7 @@ class LlamaCppGenerator:
         self._train_ctx = 0
         self._lock = threading.RLock()
         self._streaming: int | None = None  # the thread whose stream holds the model
+        self._probes: dict[tuple[ChatMessage, ...], list[int]] = {}
         self.loads = 0  # how many times the weights were loaded (stays 1 unless a prompt outgrows n_ctx)
 
     # -- loading -----------------------------------------------------------------------
@@ -160,12 +164,54 @@ class LlamaCppGenerator:
 
     def render(self, prompt: Prompt) -> list[int]:
         """The prompt's tokens, through the model's own chat template."""
+        return self._render(prompt.messages)
+
+    def _render(self, messages: Sequence[ChatMessage]) -> list[int]:
         with self._lock:
             llm = self._model()
-            messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
-            formatted = self._formatter(messages=messages)
+            formatted = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
             return list(llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
                                      special=True))
+
+    def fixed_prefix(self, prompt: Prompt, tokens: Sequence[int]) -> int:
+        """How many leading ``tokens`` (the rendered ``prompt``) every prompt with the same earlier messages
+        shares: the system message and the chat markup up to the last message's text. Never all of them."""
+        if not prompt.messages:
+            return 0
+        head = prompt.messages[:-1]
+        with self._lock:
+            probe = self._probes.get(head)
+            if probe is None:
+                probe = self._render([*head, ChatMessage(prompt.messages[-1].role, "")])
+                if len(self._probes) >= _PROBES:
+                    self._probes.clear()
+                self._probes[head] = probe
+        return min(_common_prefix(probe, tokens), len(tokens) - 1)
+
+    def prefill(self, prompt: Prompt, tokens: Sequence[int]) -> int:
+        """Bring the context to the one state every generation of ``tokens`` (``prompt`` rendered) starts
+        from; returns how many of its tokens came from the cache.
+
+        llama.cpp evaluates a one-token batch with other kernels than a longer one (matrix-vector
+        against matrix-matrix products), and the logits differ: by up to 0.9 on SmolLM2-135M, where
+        greedy decoding meets ties closer than 0.1. llama-cpp-python reuses the longest cached match,
+        so a prompt cached whole (the same question again) had only its last token re-evaluated, alone,
+        and could be answered with other text than the first time. Here the cache keeps only the
+        prompt's fixed prefix (``fixed_prefix``), itself always evaluated alone from position 0, and the
+        rest of the prompt is evaluated after it in the same batches every time: the logits, hence a
+        greedy answer, depend on the prompt alone, never on what the model evaluated before.
+        """
+        with self._lock:
+            llm = self._model(len(tokens))
+            fixed = self.fixed_prefix(prompt, tokens)
+            held = _common_prefix(list(llm._input_ids[: llm.n_tokens]), tokens[:fixed]) if llm.n_tokens else 0
+            if fixed and held == fixed:
+                llm.n_tokens = fixed  # create_completion evaluates the rest from here (its KV rows dropped)
+                return fixed
+            llm.reset()
+            if fixed:
+                llm.eval(list(tokens[:fixed]))
+            return 0
 
     # -- generation --------------------------------------------------------------------
     def generate(
@@ -200,7 +246,7 @@ class LlamaCppGenerator:
     ) -> Iterator[str | Completion]:
         tokens = self.render(prompt)
         llm = self._model(len(tokens) + max_tokens)
-        cached = _common_prefix(list(llm._input_ids[: llm.n_tokens]), tokens) if llm.n_tokens else 0
+        cached = self.prefill(prompt, tokens)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         timed_out = False
 
