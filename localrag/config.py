@@ -147,6 +147,14 @@ class ServerSettings:
     answer_cache_size: int = 128  # answers, keyed the same way; 0 turns a cache off
     json_log: bool = False  # one JSON log line per request (logger localrag.server.access)
     metrics_flush_s: float = 5.0  # how often the server writes its metrics for `localrag stats`
+    # slow clients (0 turns each off): time to send a request's headers, and then its body (a 20 MB
+    # upload at 2 Mbit/s takes 80 s); idle keep-alive connections close after keep_alive_s
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 120.0
+    keep_alive_s: float = 5.0
+    max_connections_per_ip: int = 64  # more from one address are closed at once; the load test uses 32
+    # /docs, /redoc and /openapi.json without a key even when keys are set (with keys they need one)
+    expose_docs: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.index.manager import IndexManager
 from localrag.ingest.loaders import load_many
 from localrag.ingest.pipeline import IngestPipeline, Progress
+from localrag.jsonsafe import check_metadata
 from localrag.protocols import Embedder, Generator, Reranker
 from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
@@ -166,6 +167,12 @@ class LocalRAG:
     ) -> IngestReport:
         """Ingest files, directories or Documents. Unchanged documents are skipped; changed ones replaced."""
         _check_namespace(namespace)
+        if metadata is not None:
+            check_metadata(metadata)
+        if isinstance(sources, (Document, list, tuple)):  # a bad one refused before any batch commits
+            for source in [sources] if isinstance(sources, Document) else sources:
+                if isinstance(source, Document):
+                    check_metadata(source.metadata, f"document {source.doc_id!r}: metadata")
         with self._write_mutex:
             self._begin_write()
             embedder = self._get_embedder()
@@ -193,9 +200,11 @@ class LocalRAG:
         max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
         for source in sources:
             if isinstance(source, Document):
+                check_metadata(source.metadata, f"document {source.doc_id!r}: metadata")
                 yield source
             elif isinstance(source, (str, Path)):
-                yield from load_many([source], include=include, exclude=exclude, max_bytes=max_bytes)
+                for item in load_many([source], include=include, exclude=exclude, max_bytes=max_bytes):
+                    yield _checked(item)
             else:
                 raise InvalidInputError(f"cannot ingest a {type(source).__name__}; give paths or Documents")
 
@@ -384,6 +393,16 @@ class LocalRAG:
         from localrag.answer.chat import ChatSession
 
         return ChatSession(self.answers, **options)
+
+
+def _checked(item: Document | SkippedFile) -> Document | SkippedFile:
+    """A loaded document whose metadata could not be stored as JSON is skipped like a bad file."""
+    if isinstance(item, Document):
+        try:
+            check_metadata(item.metadata, f"document {item.doc_id!r}: metadata")
+        except InvalidInputError as e:
+            return SkippedFile(item.source or item.doc_id, str(e))
+    return item
 
 
 def _check_namespace(namespace: str) -> None:

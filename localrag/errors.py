@@ -6,6 +6,8 @@ errors by class and never by message text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class LocalRagError(Exception):
     """Base class of every error localrag raises on purpose."""
@@ -38,6 +40,24 @@ class RequestTooLargeError(InvalidInputError):
 
     http_status = 413
     grpc_code = 8  # RESOURCE_EXHAUSTED
+
+
+class MethodNotAllowedError(LocalRagError):
+    """The path exists but does not take this HTTP method (the response lists those it takes)."""
+
+    http_status = 405
+    grpc_code = 12  # UNIMPLEMENTED
+
+    def __init__(self, message: str, allow: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.allow = tuple(allow)
+
+
+class RequestTimeoutError(LocalRagError):
+    """A client took too long to send its request headers or body."""
+
+    http_status = 408
+    grpc_code = 4  # DEADLINE_EXCEEDED
 
 
 class NotFoundError(LocalRagError):
@@ -112,6 +132,12 @@ class StoreError(LocalRagError):
 
     http_status = 500
     grpc_code = 13
+
+
+class CorruptStoreError(StoreError):
+    """The store file is missing, empty or unreadable although the data directory shows it held data."""
+
+    grpc_code = 15  # DATA_LOSS
 
 
 def http_status_for(exc: BaseException) -> int:

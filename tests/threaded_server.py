@@ -19,10 +19,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_in_thread(app: Any, timeout_s: float = 30) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port; yields its base URL and stops the server afterwards."""
+def app_in_thread(app: Any, timeout_s: float = 30, **config: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port; yields its base URL and stops the server afterwards.
+
+    ``config`` goes to ``uvicorn.Config`` (e.g. ``localrag serve``'s connection limits).
+    """
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s

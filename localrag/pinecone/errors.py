@@ -13,9 +13,10 @@ from typing import Any
 from localrag import errors as core
 
 _CONTROL_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-                  409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 413: "RESOURCE_EXHAUSTED",
-                  423: "ABORTED", 503: "UNAVAILABLE"}
-_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 412: 9, 413: 8, 423: 10, 503: 14}
+                  405: "UNIMPLEMENTED", 408: "DEADLINE_EXCEEDED", 409: "ALREADY_EXISTS",
+                  412: "FAILED_PRECONDITION", 413: "RESOURCE_EXHAUSTED", 423: "ABORTED", 429: "RESOURCE_EXHAUSTED",
+                  503: "UNAVAILABLE"}
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 408: 4, 409: 6, 412: 9, 413: 8, 423: 10, 429: 8, 503: 14}
 
 
 class DeletionProtectedError(core.ConflictError):

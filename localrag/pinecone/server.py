@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,8 +23,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from localrag.errors import ConfigError, InvalidInputError, LocalRagError
+from localrag import jsonsafe
+from localrag.errors import (
+    ConfigError,
+    InvalidInputError,
+    LocalRagError,
+    MethodNotAllowedError,
+    NotFoundError,
+    RequestTooLargeError,
+)
 from localrag.pinecone import wire
 from localrag.pinecone.client import SUBDIR, index_model
 from localrag.pinecone.errors import UnauthorizedError, control_plane_body, data_plane_body
@@ -78,10 +87,7 @@ async def _json(request: Request, limit: int | None = None) -> Any:
         wire.check_request_size(len(raw))
     if not raw:
         return {}
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidInputError(f"request body is not valid JSON: {e}") from e
+    return jsonsafe.loads(raw)  # nesting bounded before parsing: json.loads recurses per level
 
 
 def _ok(payload: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -174,7 +180,7 @@ def data_router() -> APIRouter:
         index = index_of(request, index_name)
         return _ok((await run(index.describe_namespace, wire.namespace_of(namespace))).to_wire())
 
-    @router.delete("/namespaces/{namespace:path}")
+    @router.delete("/namespaces/{namespace:path}", status_code=202)
     async def delete_namespace(index_name: str, namespace: str, request: Request) -> JSONResponse:
         await run(index_of(request, index_name).delete_namespace, wire.namespace_of(namespace))
         return _ok({}, 202)
@@ -223,7 +229,7 @@ def _create_args(body: Any) -> dict[str, Any]:
 def control_router() -> APIRouter:
     router = APIRouter(dependencies=[Depends(authorize), Depends(api_version)])
 
-    @router.post("/indexes")
+    @router.post("/indexes", status_code=201)
     async def create_index(request: Request) -> JSONResponse:
         args = _create_args(await _json(request))
         config = await run_in_threadpool(lambda: _state(request).backend.create_index(**args))
@@ -238,7 +244,7 @@ def control_router() -> APIRouter:
     async def describe_index(name: str, request: Request) -> JSONResponse:
         return _ok(_describe(request, name))
 
-    @router.delete("/indexes/{name}")
+    @router.delete("/indexes/{name}", status_code=202, response_class=Response)
     async def delete_index(name: str, request: Request) -> Response:
         await run_in_threadpool(_state(request).backend.delete_index, name)
         return Response(status_code=202)
@@ -258,16 +264,61 @@ def control_router() -> APIRouter:
 # --------------------------------------------------------------------------- app
 
 
+def error_shape(path: str, exc: Exception) -> tuple[int, dict[str, Any]]:
+    """Pinecone's status and body for ``exc``: the data-plane shape under /data, else the control plane's."""
+    shape = data_plane_body if path.startswith(DATA_PREFIX + "/") else control_plane_body
+    return shape(exc)
+
+
 def _error_response(request: Request, exc: Exception) -> JSONResponse:
-    shape = data_plane_body if request.url.path.startswith(DATA_PREFIX + "/") else control_plane_body
-    status, body = shape(exc)
+    if isinstance(exc, StarletteHTTPException):
+        exc = from_http_exception(request, exc)
+    status, body = error_shape(request.url.path, exc)
     if status >= 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=allow_header(exc))
 
 
-def create_app(data_dir: str | Path, api_keys: Sequence[str] = ()) -> FastAPI:
-    """A FastAPI app serving Pinecone's API over the indexes in ``data_dir``/pinecone."""
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's own 405 names only the first route's).
+
+    Each method is tried against the routes as if the request had used it, which works for
+    included routers as well as plain routes.
+    """
+    routes = request.app.router.routes
+    return [m for m in _METHODS
+            if any(route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes)]
+
+
+def from_http_exception(request: Request, exc: StarletteHTTPException) -> LocalRagError:
+    """Starlette's own errors (no such route, wrong method, unreadable body) as errors of the hierarchy."""
+    detail = str(exc.detail or "")
+    if exc.status_code == 404:
+        return NotFoundError(f"no route {request.method} {request.url.path}")
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        return MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}; "
+                                     f"allowed: {', '.join(allowed)}", allowed)
+    if exc.status_code == 413:
+        return RequestTooLargeError(detail or "request body is too large")
+    if 400 <= exc.status_code < 500:
+        return InvalidInputError(detail or "bad request")
+    return LocalRagError(detail or "internal error")
+
+
+def allow_header(exc: Exception) -> dict[str, str] | None:
+    return {"Allow": ", ".join(exc.allow)} if isinstance(exc, MethodNotAllowedError) else None
+
+
+def create_app(data_dir: str | Path, api_keys: Sequence[str] = (), *, docs: bool = True) -> FastAPI:
+    """A FastAPI app serving Pinecone's API over the indexes in ``data_dir``/pinecone.
+
+    ``docs=False`` leaves out FastAPI's /docs, /redoc and /openapi.json (``localrag serve`` adds
+    its own: offline assets, and a key required when keys are set).
+    """
     backend = LocalPinecone(Path(data_dir) / SUBDIR)
 
     @asynccontextmanager
@@ -275,11 +326,14 @@ def create_app(data_dir: str | Path, api_keys: Sequence[str] = ()) -> FastAPI:
         yield
         backend.close()
 
-    app = FastAPI(title="localrag", lifespan=lifespan)
+    paths = {"docs_url": "/docs", "redoc_url": "/redoc", "openapi_url": "/openapi.json"} if docs else \
+        {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="localrag", lifespan=lifespan, **paths)
     app.state.pinecone = ServerState(backend, api_keys)
     app.include_router(control_router())
     app.include_router(data_router())
     app.add_exception_handler(LocalRagError, _error_response)
+    app.add_exception_handler(StarletteHTTPException, _error_response)
     app.add_exception_handler(Exception, _error_response)
     return app
 

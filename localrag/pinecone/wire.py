@@ -141,16 +141,17 @@ def _bool(value: Any, name: str) -> bool:
     return value
 
 
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+def _int(value: Any, name: str, *, strict: bool = True) -> int:
+    """An integer; ``strict=False`` also takes its decimal text (query-string parameters)."""
+    allowed = (int, float) if strict else (int, float, str)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise InvalidInputError(f"{name} must be an integer")
+    if isinstance(value, float) and not value.is_integer():  # also NaN and the infinities
         raise InvalidInputError(f"{name} must be an integer")
     try:
-        number = int(value)
+        return int(value)
     except ValueError as e:
         raise InvalidInputError(f"{name} must be an integer") from e
-    if isinstance(value, float) and not value.is_integer():
-        raise InvalidInputError(f"{name} must be an integer")
-    return number
 
 
 def dense_values(value: Any, name: str = "values") -> NDArray[np.float32] | None:
@@ -385,7 +386,7 @@ def page_request(namespace: Any, prefix: Any, limit: Any, token: Any,
         raise InvalidInputError("prefix must be a string")
     if prefix and len(prefix) > MAX_ID_LENGTH:
         raise LimitError(f"prefix exceeds the maximum length of {MAX_ID_LENGTH} characters")
-    size = DEFAULT_LIST_LIMIT if limit is None else _int(limit, "limit")
+    size = DEFAULT_LIST_LIMIT if limit is None else _int(limit, "limit", strict=False)
     if not 1 <= size <= max_limit:
         raise LimitError(f"limit must be between 1 and {max_limit}, got {size}")
     if token is not None and not isinstance(token, str):

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from localrag.config import Settings, load_settings
@@ -32,27 +33,50 @@ from localrag.metrics import SNAPSHOT_FILE, Metrics
 from localrag.pinecone import server as pinecone_server
 from localrag.pinecone.server import is_loopback
 from localrag.server import openai_chat, routes
-from localrag.server.context import ServerContext
-from localrag.server.security import MB, BodyLimitMiddleware, error_body, retry_after_header, split_keys
+from localrag.server.connections import uvicorn_options
+from localrag.server.context import ServerContext, context_of
+from localrag.server.docs import DOCS_PATHS, docs_router
+from localrag.server.openapi import install_openapi
+from localrag.server.security import (
+    MB,
+    BodyLimitMiddleware,
+    check_key,
+    check_keys,
+    error_body,
+    presented_key,
+    rag_error,
+    retry_after_header,
+    split_keys,
+)
+from localrag.server.uploads import remove_stale_uploads
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("localrag.server.access")
 
-RAG_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics")
+RAG_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", *DOCS_PATHS)
 
 
 def _is_rag_path(path: str) -> bool:
     return path.startswith(RAG_PREFIXES)
 
 
+def render_error(path: str, exc: Exception) -> tuple[int, dict[str, Any]]:
+    """Status and body for an error raised outside the routes (body limits, slow clients), by path."""
+    return rag_error(path, exc) if _is_rag_path(path) else pinecone_server.error_shape(path, exc)
+
+
 def _error_response(request: Request, exc: Exception) -> JSONResponse:
     if not _is_rag_path(request.url.path):
         return pinecone_server._error_response(request, exc)
+    if isinstance(exc, StarletteHTTPException):  # no route, wrong method, unreadable body
+        exc = pinecone_server.from_http_exception(request, exc)
     status = http_status_for(exc)
     if status >= 500:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     body = error_body(exc) if isinstance(exc, LocalRagError) else error_body(RuntimeError("internal error"), 500)
-    headers = {"Retry-After": retry_after_header(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    headers = pinecone_server.allow_header(exc)
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": retry_after_header(exc.retry_after)}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -121,7 +145,8 @@ def create_app(
     settings = settings or (rag.settings if rag is not None else load_settings(data_dir))
     server = settings.server
     keys = split_keys(server.api_keys, api_keys)
-    app = pinecone_server.create_app(data_dir, keys)
+    check_keys(keys)
+    app = pinecone_server.create_app(data_dir, keys, docs=False)
     app.title = "localrag"
     app.description = "Offline RAG: search, answers with citations, documents, OpenAI-compatible chat, Pinecone API."
     owned = rag is None
@@ -131,7 +156,11 @@ def create_app(
     app.include_router(routes.router())
     app.include_router(openai_chat.router())
     app.include_router(routes.ops_router())
+    app.include_router(docs_router(app, docs_guard))
+    install_openapi(app, secured=bool(keys))
+    remove_stale_uploads(engine.path)
     app.add_exception_handler(LocalRagError, _error_response)
+    app.add_exception_handler(StarletteHTTPException, _error_response)
     app.add_exception_handler(Exception, _error_response)
     app.add_exception_handler(RequestValidationError, _validation_response)
     origins = [o.strip() for o in server.cors_origins.split(",") if o.strip()]
@@ -139,7 +168,8 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Retry-After"])
     app.add_middleware(BodyLimitMiddleware, body_limit=int(server.max_body_mb * MB),
-                       upload_limit=int(server.max_upload_mb * MB), upload_path=routes.UPLOAD_PATH)
+                       upload_limit=int(server.max_upload_mb * MB), upload_path=routes.UPLOAD_PATH,
+                       render=render_error)
     app.add_middleware(RequestMetricsMiddleware, metrics=ctx.metrics, json_log=server.json_log)
 
     inner = app.router.lifespan_context
@@ -184,6 +214,7 @@ def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_k
     """Run the server (blocks). Without an API key it binds only a loopback address."""
     settings = settings or load_settings(Path(data_dir))
     keys = split_keys(settings.server.api_keys, api_keys)
+    check_keys(keys)
     if not keys and not is_loopback(host):
         raise ConfigError(f"refusing to serve on {host} without an API key: pass --api-key (or set "
                           "LOCALRAG_API_KEYS or server.api_keys), or bind 127.0.0.1")
@@ -191,4 +222,11 @@ def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_k
 
     # uvicorn's access log is off: the optional JSON line per request (server.json_log) replaces it.
     uvicorn.run(create_app(data_dir, keys, settings=settings), host=host, port=port, log_level="warning",
-                access_log=False)
+                access_log=False, **uvicorn_options(settings.server, render_error))
+
+
+def docs_guard(request: Request) -> None:
+    """/openapi.json, /docs and /redoc need a key when keys are set, unless server.expose_docs is on."""
+    ctx = context_of(request)
+    if ctx.api_keys and not ctx.settings.expose_docs:
+        check_key(presented_key(request.headers), ctx.api_keys)

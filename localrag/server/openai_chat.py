@@ -27,7 +27,7 @@ from localrag.server.concurrency import Slot
 from localrag.server.context import ServerContext, authorize, context_of
 from localrag.server.routes import iterate
 from localrag.server.schemas import ChatCompletionBody, ChatMessageBody
-from localrag.server.security import error_body
+from localrag.server.security import BoundedJSONRoute, error_body
 from localrag.types import Answer
 
 
@@ -77,7 +77,7 @@ def _usage(answer: Answer) -> dict[str, int]:
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["openai"])
+    api = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["openai"], route_class=BoundedJSONRoute)
 
     @api.post("/chat/completions", response_model=None)
     async def chat_completions(body: ChatCompletionBody, request: Request) -> JSONResponse | StreamingResponse:

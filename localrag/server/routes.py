@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,11 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from localrag import failpoints
 from localrag.answer.format import answer_dict, hit_dict
 from localrag.errors import InvalidInputError, LocalRagError, NotFoundError
-from localrag.ingest.loaders import load_file
 from localrag.server.concurrency import Slot
 from localrag.server.context import ServerContext, authorize, check_question, context_of
 from localrag.server.schemas import AskBody, DocumentBody, FeedbackBody, SearchBody
-from localrag.server.security import MB, error_body, safe_upload_path
+from localrag.server.security import BoundedJSONRoute, error_body
+from localrag.server.uploads import read_upload
 from localrag.types import Answer, Document, SearchRequest
 
 log = logging.getLogger(__name__)
@@ -40,10 +38,12 @@ _DOCUMENT_UPLOAD_SCHEMA = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "namespace": {"type": "string"},
-                        "doc_id": {"type": "string"},
-                        "metadata": {"type": "string", "description": "a JSON object"},
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "a supported file (text, Markdown, HTML, PDF, DOCX, BEIR .jsonl...)"},
+                        "namespace": {"type": "string", "maxLength": 512},
+                        "doc_id": {"type": "string", "maxLength": 1024,
+                                   "description": "the document's id; the file name when absent or empty"},
+                        "metadata": {"type": "object", "description": "sent as a JSON text part"},
                     },
                 }
             },
@@ -84,7 +84,7 @@ async def answer_once(ctx: ServerContext, question: str, options: dict[str, Any]
 
 
 def router() -> APIRouter:
-    api = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["rag"])
+    api = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["rag"], route_class=BoundedJSONRoute)
 
     @api.post("/search")
     async def search(body: SearchBody, request: Request) -> JSONResponse:
@@ -137,7 +137,7 @@ def router() -> APIRouter:
     async def add_document(request: Request) -> JSONResponse:
         ctx = context_of(request)
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            documents, namespace = await _uploaded(ctx, request)
+            documents, namespace = await read_upload(request, ctx.rag.path, ctx.settings.max_upload_mb)
         else:
             body = _document_body(await request.body())
             documents = [Document(body.doc_id, body.text, body.source, body.title, body.metadata)]
@@ -226,35 +226,6 @@ def _document_body(raw: bytes) -> DocumentBody:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise InvalidInputError(f"{where}: {first['msg']}") from e
-
-
-async def _uploaded(ctx: ServerContext, request: Request) -> tuple[list[Document], str]:
-    limit = int(ctx.settings.max_upload_mb * MB)
-    form = await request.form(max_files=1, max_fields=8, max_part_size=limit)
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise InvalidInputError("multipart upload needs a 'file' part")
-    namespace = str(form.get("namespace") or "")
-    metadata: dict[str, Any] = {}
-    raw_meta = form.get("metadata")
-    if isinstance(raw_meta, str) and raw_meta.strip():
-        try:
-            metadata = json.loads(raw_meta)
-        except json.JSONDecodeError as e:
-            raise InvalidInputError(f"metadata must be a JSON object: {e}") from e
-        if not isinstance(metadata, dict):
-            raise InvalidInputError("metadata must be a JSON object")
-    target = safe_upload_path(ctx.rag.path / "uploads", namespace, upload.filename)
-    data = await upload.read()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    docs = await run_in_threadpool(load_file, target, max_bytes=limit)
-    doc_id = str(form.get("doc_id") or "")
-    if len(docs) == 1:  # a plain file: its id is the given one or its name, not a server path
-        docs = [replace(docs[0], doc_id=doc_id or upload.filename or target.name)]
-    return [replace(d, metadata={**d.metadata, **metadata}) for d in docs], namespace
 
 
 def _jsonable(value: Any) -> Any:

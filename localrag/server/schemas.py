@@ -1,4 +1,9 @@
-"""Request bodies of the RAG API (validated by FastAPI, published in the OpenAPI schema)."""
+"""Request bodies of the RAG API (validated by FastAPI, published in the OpenAPI schema).
+
+Strict mode: ``"k": true`` or ``"k": "5"`` is refused rather than coerced, so the schema's types
+are the server's. Texts that must hold something carry the pattern ``\\S`` (a non-space
+character), the same test the engine applies with ``str.strip()``.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,15 @@ MAX_QUERY_CHARS = 10_000
 MAX_K = 10_000
 
 
+NON_BLANK = r"\S"
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SearchBody(_Body):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NON_BLANK)
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Literal["dense", "keyword", "hybrid"] | None = None
     namespace: str = Field("", max_length=512)
@@ -28,7 +36,7 @@ class SearchBody(_Body):
 
 
 class AskBody(_Body):
-    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NON_BLANK)
     k: int | None = Field(None, ge=1, le=100)
     mode: Literal["dense", "keyword", "hybrid"] | None = None
     namespace: str = Field("", max_length=512)
@@ -43,7 +51,7 @@ class AskBody(_Body):
 
 
 class DocumentBody(_Body):
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, pattern=NON_BLANK)
     doc_id: str = Field(min_length=1, max_length=1024)
     title: str = Field("", max_length=4096)
     source: str = Field("", max_length=4096)
@@ -52,21 +60,21 @@ class DocumentBody(_Body):
 
 
 class FeedbackBody(_Body):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NON_BLANK)
     chunk_id: int = Field(ge=0, le=2**63 - 1)
     relevant: bool
     namespace: str = Field("", max_length=512)
 
 
 class ChatMessageBody(BaseModel):
-    model_config = ConfigDict(extra="allow")  # OpenAI clients send fields (name, tool calls) we ignore
+    model_config = ConfigDict(extra="allow", strict=True)  # OpenAI clients send fields (name, tool calls) we ignore
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[dict[str, Any]] | None = None
 
 
 class ChatCompletionBody(BaseModel):
-    model_config = ConfigDict(extra="allow")  # unknown OpenAI parameters are accepted and ignored
+    model_config = ConfigDict(extra="allow", strict=True)  # unknown OpenAI parameters are accepted and ignored
 
     model: str = Field("localrag", max_length=256)
     messages: list[ChatMessageBody] = Field(min_length=1, max_length=256)

@@ -1,4 +1,4 @@
-"""API keys, per-key token-bucket rate limits, request-size limits and safe upload paths."""
+"""API keys, per-key token-bucket rate limits, request size and nesting limits, and safe upload paths."""
 
 from __future__ import annotations
 
@@ -8,22 +8,32 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from localrag.errors import (
+    ConfigError,
     InvalidInputError,
     RateLimitedError,
     RequestTooLargeError,
     UnauthorizedError,
     http_status_for,
 )
+from localrag.jsonsafe import check_depth
 
 KEY_HEADERS = ("api-key", "x-api-key")
 MB = 1024 * 1024
+
+# (request path, error) -> (status, JSON body): the error shape differs between the RAG and Pinecone routes.
+Render = Callable[[str, Exception], tuple[int, dict[str, Any]]]
+
+
+MIN_KEY_LENGTH = 16
 
 
 def split_keys(*sources: str | Sequence[str]) -> tuple[str, ...]:
@@ -33,6 +43,16 @@ def split_keys(*sources: str | Sequence[str]) -> tuple[str, ...]:
         items = source.split(",") if isinstance(source, str) else source
         keys.extend(k.strip() for k in items if k and k.strip())
     return tuple(dict.fromkeys(keys))
+
+
+def check_keys(keys: Sequence[str]) -> None:
+    """Refuse short keys: a key like ``,`` or ``abc`` would guard a public address in name only."""
+    short = [k for k in keys if len(k.strip()) < MIN_KEY_LENGTH]
+    if short:
+        shown = ", ".join(f"{len(k.strip())} characters" for k in short)
+        raise ConfigError(f"API keys must be at least {MIN_KEY_LENGTH} characters long (after stripping "
+                          f"spaces); got {len(short)} shorter ({shown}). Generate one with: "
+                          "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 def presented_key(headers: Any) -> str:
@@ -105,11 +125,13 @@ class BodyLimitMiddleware:
     Multipart uploads to ``upload_path`` get ``upload_limit``; every other request ``body_limit``.
     """
 
-    def __init__(self, app: ASGIApp, body_limit: int, upload_limit: int, upload_path: str) -> None:
+    def __init__(self, app: ASGIApp, body_limit: int, upload_limit: int, upload_path: str,
+                 render: Render | None = None) -> None:
         self.app = app
         self.body_limit = body_limit
         self.upload_limit = upload_limit
         self.upload_path = upload_path
+        self.render = render or rag_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,9 +140,11 @@ class BodyLimitMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         upload = scope.get("path") == self.upload_path and headers.get("content-type", "").startswith("multipart/")
         limit = self.upload_limit if upload else self.body_limit
+        error = RequestTooLargeError(f"request body is larger than the limit of {limit / MB:g} MB")
+        status, error_json = self.render(str(scope.get("path", "")), error)
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await send_json(send, status, error_json)
             return
         seen = 0
         exceeded = False
@@ -145,7 +169,7 @@ class BodyLimitMiddleware:
             if exceeded:
                 if not replaced:
                     replaced = True
-                    await _too_large(send, limit)
+                    await send_json(send, status, error_json)
                 return
             await send(message)
 
@@ -155,14 +179,20 @@ class BodyLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not replaced:
-            await _too_large(send, limit)
+            await send_json(send, status, error_json)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    error = RequestTooLargeError(f"request body is larger than the limit of {limit / MB:g} MB")
-    body = json.dumps(error_body(error)).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+def rag_error(path: str, exc: Exception) -> tuple[int, dict[str, Any]]:
+    """The RAG API's status and body for ``exc`` (the default ``Render``)."""
+    return http_status_for(exc), error_body(exc)
+
+
+async def send_json(send: Send, status: int, payload: dict[str, Any],
+                    headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -174,12 +204,35 @@ def error_body(exc: Exception, status: int | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code}}
 
 
+class BoundedJSONRoute(APIRoute):
+    """A route whose body nesting is checked on the raw bytes before FastAPI parses it.
+
+    ``json.loads`` recurses once per level, so a few thousand brackets would raise
+    ``RecursionError`` inside FastAPI's body parsing; here they are a 400 naming the limit.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            if request.method in _BODY_METHODS and not request.headers.get("content-type", "").startswith(
+                "multipart/"
+            ):
+                check_depth(await request.body())
+            return await handler(request)
+
+        return bounded
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 # -- uploads ---------------------------------------------------------------------------------
 _FORBIDDEN_CHARS = set('/\\\x00:')
 
 
-def safe_upload_path(uploads: Path, namespace: str, filename: str | None) -> Path:
-    """Where an uploaded file goes: ``uploads/<namespace digest>/<name>``, never outside ``uploads``.
+def safe_upload_path(folder: Path, filename: str | None) -> Path:
+    """Where an uploaded file is written: ``folder/<name>``, never outside ``folder``.
 
     A name with a path separator, a drive, ``..`` or control characters is refused rather than
     cleaned up, so a traversal attempt fails loudly.
@@ -191,9 +244,7 @@ def safe_upload_path(uploads: Path, namespace: str, filename: str | None) -> Pat
         raise InvalidInputError(f"upload file name {name!r} must be a plain file name (path traversal refused)")
     if len(name.encode()) > 255:
         raise InvalidInputError("upload file name is longer than 255 bytes")
-    folder = uploads / hashlib.sha256(namespace.encode()).hexdigest()[:16]
     target = (folder / name).resolve()
-    root = uploads.resolve()
-    if root not in target.parents:
+    if folder.resolve() not in target.parents:
         raise InvalidInputError(f"upload file name {name!r} resolves outside the upload folder (refused)")
     return target

@@ -94,11 +94,11 @@ def test_path_traversal_in_an_upload_is_refused(secured: tuple[str, LocalRAG], t
 
 
 def test_safe_upload_path_keeps_names_inside_the_upload_folder(tmp_path: Path) -> None:
-    target = safe_upload_path(tmp_path, "ns", "report.pdf")
+    target = safe_upload_path(tmp_path, "report.pdf")
     assert tmp_path.resolve() in target.parents and target.name == "report.pdf"
     for bad in ("", "..", "../x", "x/y", "x\\y", "x\x00y", "C:evil"):
         with pytest.raises(Exception, match="file name"):
-            safe_upload_path(tmp_path, "ns", bad)
+            safe_upload_path(tmp_path, bad)
 
 
 def test_cors_allows_only_the_configured_origin(secured: tuple[str, LocalRAG]) -> None:
