@@ -52,7 +52,7 @@ def diagnose(data_dir: Path | str) -> dict[str, Any]:
         "versions": versions(),
         "models": _models(settings, problems, warnings),
         "threads": _threads(settings),
-        "data": _data(data_dir, problems, warnings),
+        "data": _data(data_dir, settings.embed.model, problems, warnings),
     }
     report.update(ok=not problems, problems=problems, warnings=warnings)
     return report
@@ -143,7 +143,7 @@ def _threads(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _data(data_dir: Path, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+def _data(data_dir: Path, embed_model: str, problems: list[str], warnings: list[str]) -> dict[str, Any]:
     path = store_file(data_dir)
     info: dict[str, Any] = {"path": str(data_dir), "store": str(path), "exists": path.is_file(),
                             "settings_file": (data_dir / CONFIG_FILE).is_file()}
@@ -164,8 +164,22 @@ def _data(data_dir: Path, problems: list[str], warnings: list[str]) -> dict[str,
         conn.close()
     if "namespaces" in info:
         info["indexes"] = _caches(data_dir, info, warnings)
+        _check_vector_space(data_dir, info.get("vector_space"), embed_model, problems)
     info["writer_pid"] = _writer_pid(data_dir)
     return info
+
+
+def _check_vector_space(data_dir: Path, stored: str | None, embed_model: str, problems: list[str]) -> None:
+    """A store indexed by one model cannot be searched with another (the engine refuses it)."""
+    try:
+        spec = get_spec(embed_model)
+    except LocalRagError:
+        return  # a trained folder (its space is its weights' hash) or a name reported above
+    space = spec.vector_space or spec.name
+    if stored is not None and stored != space:
+        problems.append(f"{data_dir} was indexed with {stored!r} vectors, but embed.model {embed_model!r} makes "
+                        f"{space!r} vectors: dense search will be refused; set embed.model back, or copy the "
+                        "documents with `localrag reembed`")
 
 
 def _store_health(conn: sqlite3.Connection, problems: list[str], warnings: list[str]) -> dict[str, Any]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from localrag.errors import ConfigError, DependencyMissingError
-
-GRACEFUL_SHUTDOWN_S = 5  # open streams (SSE answers) are cut after this, so SIGTERM ends the process promptly
+from localrag.errors import DependencyMissingError
 
 
 def add_commands(sub: Any) -> None:
@@ -25,47 +24,45 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(handler=cmd_serve)
 
 
+class _Stopped(BaseException):
+    """Raised by the CLI's signal handler: outside uvicorn's own handling (while the engine opens, or
+    when uvicorn re-raises the signal after its graceful shutdown) a signal ends ``serve`` here."""
+
+    def __init__(self, sig: int) -> None:
+        super().__init__(sig)
+        self.sig = sig
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from localrag.server.app import create_app
+        from localrag.server import serve
     except ImportError as e:
         raise DependencyMissingError("localrag serve needs the server extra: pip install 'localrag[server]'") from e
     from localrag.config import load_settings
-    from localrag.pinecone.server import is_loopback
     from localrag.server.security import split_keys
 
-    settings = load_settings(Path(args.data))
-    keys = split_keys(settings.server.api_keys, args.api_keys, os.environ.get("LOCALRAG_API_KEYS", ""))
-    if not keys and not is_loopback(args.host):
-        raise ConfigError(f"refusing to serve on {args.host} without an API key: pass --api-key (or set "
-                          "LOCALRAG_API_KEYS or server.api_keys), or bind 127.0.0.1")
-    received: list[int] = []
-    server: Any = None
+    env_keys = [k.strip() for k in os.environ.get("LOCALRAG_API_KEYS", "").split(",") if k.strip()]
+    keys = list(args.api_keys) + env_keys
+    shown = split_keys(load_settings(Path(args.data)).server.api_keys, keys)
+    auth = f"API keys on ({len(shown)})" if shown else "API keys off (only loopback clients can reach it)"
 
     def on_signal(sig: int, frame: FrameType | None) -> None:
-        # Before uvicorn takes over the signals (while the engine opens) and after it gives them
-        # back (it re-raises what it caught): record the signal and stop instead of dying mid-way.
-        received.append(sig)
-        if server is not None:
-            server.should_exit = True
+        raise _Stopped(sig)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    stopped_by = "shut down"
     try:
-        auth = f"API keys on ({len(keys)})" if keys else "API keys off (only loopback clients can reach it)"
         print(f"localrag serve: data directory {args.data}; {auth}", flush=True)
-        app = create_app(args.data, keys, settings=settings)
-        config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
-        server = _announcing_server(uvicorn, config, _print_ready)
-        if not received:
-            server.run()
+        with _announce_when_listening(uvicorn, _print_ready):
+            serve(args.data, args.host, args.port, keys)
+    except _Stopped as stop:
+        stopped_by = signal.Signals(stop.sig).name
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    why = signal.Signals(received[0]).name if received else "shut down"
-    print(f"localrag serve stopped ({why})", flush=True)
+    print(f"localrag serve stopped ({stopped_by})", flush=True)
     return 0
 
 
@@ -74,19 +71,29 @@ def _print_ready(host: str, port: int) -> None:
     print(f"ready: accepting connections on http://{shown}:{port}", flush=True)
 
 
-def _announcing_server(uvicorn: Any, config: Any, on_ready: Callable[[str, int], None]) -> Any:
-    """A uvicorn Server that calls ``on_ready(host, port)`` once its sockets listen (the real port
-    when 0 was asked for)."""
+@contextmanager
+def _announce_when_listening(uvicorn: Any, on_ready: Callable[[str, int], None]) -> Iterator[None]:
+    """While active, a uvicorn server in this process calls ``on_ready(host, port)`` once its sockets
+    listen (the real port when 0 was asked for).
 
-    class AnnouncingServer(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
-            if self.should_exit:  # startup failed (uvicorn has said why)
+    ``localrag.server.serve`` owns the uvicorn server and runs it to the end; the one moment the CLI
+    needs from it is the end of ``uvicorn.Server.startup``, so that method is wrapped for the
+    duration (this process is the CLI's own) and put back after.
+    """
+    original = uvicorn.Server.startup
+
+    async def startup(server: Any, sockets: Any = None) -> None:
+        await original(server, sockets=sockets)
+        if not server.started:  # startup failed; uvicorn has said why
+            return
+        for listening in server.servers:
+            for sock in listening.sockets:
+                host, port = sock.getsockname()[:2]
+                on_ready(str(host), int(port))
                 return
-            for listening in self.servers:
-                for sock in listening.sockets:
-                    host, port = sock.getsockname()[:2]
-                    on_ready(str(host), int(port))
-                    return
 
-    return AnnouncingServer(config)
+    uvicorn.Server.startup = startup
+    try:
+        yield
+    finally:
+        uvicorn.Server.startup = original

@@ -73,8 +73,10 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
+    from localrag.cli.common import require_data
     from localrag.engine import LocalRAG
 
+    require_data(args)  # judgments are about stored chunks: a mistyped --data must not create a store
     with LocalRAG(args.data) as rag:
         rag.feedback(args.query, args.chunk_id, args.relevant, namespace=args.namespace)
         if args.list:

@@ -114,7 +114,8 @@ def _cli_recover(source: Path, raw: Path) -> bool:
     except OSError as e:
         log.warning("sqlite3 .recover could not run (%s); copying row by row", e)
         return False
-    if dump.returncode != 0 or load.returncode != 0 or not raw.is_file():
+    # Some builds (3.40.x) print "sql error" and stop early yet exit 0: any error output is a failure.
+    if dump.returncode != 0 or load.returncode != 0 or dump_err.strip() or load.stderr.strip() or not raw.is_file():
         log.warning("sqlite3 .recover failed (%s); copying row by row",
                     (dump_err or load.stderr).decode(errors="replace").strip()[:200])
         raw.unlink(missing_ok=True)

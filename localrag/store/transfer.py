@@ -73,8 +73,8 @@ def export_jsonl(data_dir: Path | str, out: Path | str, *, namespace: str | None
         args: tuple[Any, ...] = ()
         if namespace is not None:
             sql, args = sql + " WHERE n.name = ?", (namespace,)
-        # Insertion order, so an import assigns chunk keys in the same relative order (equal scores tie alike).
-        sql += " ORDER BY d.namespace_id, d.id"
+        # In chunk-key order, so an import assigns keys in the same relative order (equal scores tie alike).
+        sql += " ORDER BY d.namespace_id, (SELECT min(c.id) FROM chunks c WHERE c.document_id = d.id), d.id"
         with tmp.open("w", encoding="utf-8") as fh:
             for ns, row_id, doc_id, title, text, source, metadata, page_starts, digest in conn.execute(sql, args):
                 rows = conn.execute("SELECT ordinal, char_start, char_end, page, text, vector FROM chunks"
