@@ -4,6 +4,10 @@ Text is normalised only lightly (``\\r\\n`` -> ``\\n``, NULs dropped) so that ch
 ``Document.text`` stay meaningful for citations. Every failure raises a ``LoaderError`` (an
 ``InvalidInputError``) whose message names the file and the reason; ``load_many`` turns those
 into ``SkippedFile`` entries and carries on.
+
+Files are untrusted: ``load_file`` parses in a worker process with time and memory limits
+(``sandbox.py``), after the cheap checks of ``limits.py``; ``parse_file`` is the same work in
+this process, and is what the worker runs.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from localrag.errors import InvalidInputError, RequestTooLargeError
 from localrag.ingest.discover import discover
+from localrag.ingest.errors import FileTooLargeError, LoaderError, ParseLimitError
+from localrag.ingest.html import html_to_text
+from localrag.ingest.limits import ZIP_MAGIC, ParseLimits, check_pdf_pages, check_zip
 from localrag.types import Document, SkippedFile
 
 log = logging.getLogger(__name__)
@@ -28,9 +34,12 @@ __all__ = [
     "TEXT_EXTENSIONS",
     "FileTooLargeError",
     "LoaderError",
+    "ParseLimitError",
+    "ParseLimits",
     "discover",
     "load_file",
     "load_many",
+    "parse_file",
 ]
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -42,23 +51,9 @@ TEXT_EXTENSIONS = frozenset(
      ".yaml", ".yml", ".toml", ".ini", ".cfg", ".tex", ".org", ".adoc", ".py"}
 )  # fmt: skip
 _MARKDOWN = frozenset({".md", ".markdown"})
-_HTML = frozenset({".html", ".htm"})
 
 _H1 = re.compile(r"^#[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
-
-
-class LoaderError(InvalidInputError):
-    """A file could not be loaded; ``path`` and ``reason`` are kept apart for reports."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path).as_posix()
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
-class FileTooLargeError(LoaderError, RequestTooLargeError):
-    """A file is over the configured size limit (HTTP 413)."""
 
 
 def _normalise(text: str) -> str:
@@ -77,6 +72,8 @@ def _decode(data: bytes, path: Path, *, known_text: bool) -> str:
     except UnicodeDecodeError as e:
         if not known_text:
             raise LoaderError(path, "binary or unsupported file type") from e
+        if b"\x00" in data:  # latin-1 text has no NULs; a renamed image or executable does
+            raise LoaderError(path, f"binary content (not UTF-8, NUL bytes) in a {path.suffix or 'text'} file") from e
         log.info("%s is not valid UTF-8 (%s); decoding as latin-1", path, e.reason)
         return data.decode("latin-1")
 
@@ -112,56 +109,28 @@ def _load_text(data: bytes, path: Path, *, known_text: bool) -> tuple[str, str, 
     return text, title, {"file_type": "text"}
 
 
-_BLOCK_TAGS = frozenset(
-    {"p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "h1", "h2", "h3",
-     "h4", "h5", "h6", "ul", "ol", "li", "dl", "dt", "dd", "table", "thead", "tbody", "tfoot", "tr",
-     "blockquote", "pre", "figure", "figcaption", "form", "fieldset", "address", "details", "summary",
-     "hr", "body", "caption"}
-)  # fmt: skip
-_DROP_TAGS = ("script", "style", "noscript", "template", "head", "title", "svg", "iframe", "object")
-# Private-use sentinels survive HTML whitespace collapsing and become breaks afterwards.
-_PARA, _LINE, _SPACE = "\ue000", "\ue001", "\ue002"
-_WS_RUN = re.compile(r"\s+")
-_BREAKS = re.compile(rf"[ {_LINE}{_PARA}]*[{_LINE}{_PARA}][ {_LINE}{_PARA}]*")
-
-
-def _join_breaks(m: re.Match[str]) -> str:
-    return "\n\n" if _PARA in m.group(0) else "\n"
-
-
 def _load_html(data: bytes, path: Path) -> tuple[str, str, dict[str, Any]]:
-    from bs4 import BeautifulSoup, NavigableString
-
     try:
-        soup = BeautifulSoup(_decode(data, path, known_text=True), "html.parser")
+        text, title = html_to_text(_decode(data, path, known_text=True))
+    except LoaderError:
+        raise
     except Exception as e:  # html.parser is lenient; this is a safety net
         raise LoaderError(path, f"cannot parse HTML: {e}") from e
-    title = _WS_RUN.sub(" ", soup.title.get_text()).strip() if soup.title else ""
-    for tag in soup.find_all(_DROP_TAGS):
-        tag.decompose()
-    for pre in soup.find_all("pre"):
-        for s in list(pre.find_all(string=True)):
-            s.replace_with(NavigableString(str(s).replace("\n", _LINE).replace(" ", _SPACE)))
-    for br in soup.find_all("br"):
-        br.replace_with(NavigableString(_LINE))
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before(NavigableString(_PARA))
-        tag.insert_after(NavigableString(_PARA))
-    for cell in soup.find_all(("td", "th")):
-        cell.insert_after(NavigableString(" "))
-    raw = _WS_RUN.sub(" ", soup.get_text())
-    text = _BREAKS.sub(_join_breaks, raw).replace(_SPACE, " ").strip()
     return _normalise(text), title, {"file_type": "html"}
 
 
-def _load_pdf(data: bytes, path: Path) -> tuple[str, str, dict[str, Any], tuple[int, ...]]:
+def _load_pdf(data: bytes, path: Path, limits: ParseLimits) -> tuple[str, str, dict[str, Any], tuple[int, ...]]:
     import pypdf
 
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
             raise LoaderError(path, "encrypted PDF (a password is needed)")
+        declared = _declared_pages(reader)
+        if declared is not None:  # refused before the page tree is walked
+            check_pdf_pages(declared, path, limits, declared=True)
         pages = list(reader.pages)
+        check_pdf_pages(len(pages), path, limits, declared=False)  # /Count may lie
     except LoaderError:
         raise
     except Exception as e:  # pypdf raises many types for damaged files
@@ -186,6 +155,14 @@ def _load_pdf(data: bytes, path: Path) -> tuple[str, str, dict[str, Any], tuple[
     except Exception as e:  # broken metadata must not lose a readable document
         log.debug("%s: unreadable PDF metadata: %s", path, e)
     return text, title, {"file_type": "pdf", "pages": len(pages)}, tuple(starts)
+
+
+def _declared_pages(reader: Any) -> int | None:
+    try:
+        count = reader.root_object["/Pages"]["/Count"]
+        return int(count) if isinstance(count, int) else None
+    except Exception:  # a broken catalog: the page tree walk reports it
+        return None
 
 
 def _load_docx(data: bytes, path: Path) -> tuple[str, str, dict[str, Any]]:
@@ -266,28 +243,51 @@ _Simple = Callable[[bytes, Path], tuple[str, str, dict[str, Any]]]
 _SIMPLE: dict[str, _Simple] = {".html": _load_html, ".htm": _load_html, ".docx": _load_docx}
 
 
-def load_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Document]:
-    """Load one file into documents (one, or one per line for BEIR ``.jsonl``).
+def load_file(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: ParseLimits | None = None
+) -> list[Document]:
+    """Load one file into documents (one, or one per line for BEIR ``.jsonl``), parsed in the worker.
 
-    Raises ``LoaderError`` (an ``InvalidInputError``) naming the file and the reason, or
-    ``FileTooLargeError`` (also a ``RequestTooLargeError``) above ``max_bytes``.
+    Raises ``LoaderError`` (an ``InvalidInputError``) naming the file and the reason,
+    ``FileTooLargeError`` above ``max_bytes``, or ``ParseLimitError`` when the file would cost more
+    than ``limits`` allow (both also ``RequestTooLargeError``).
     """
-    path = Path(path)
+    from localrag.ingest.sandbox import parse_in_worker  # the sandbox imports this module's neighbours
+
+    resolved = _check_file(Path(path), max_bytes)  # no worker round trip for a missing or oversized file
+    return parse_in_worker(resolved, max_bytes, limits or ParseLimits())
+
+
+def _check_file(path: Path, max_bytes: int) -> Path:
     try:
         resolved = path.resolve()
         if not resolved.is_file():
             raise LoaderError(path.absolute(), "not a regular file" if resolved.exists() else "not found")
         size = resolved.stat().st_size
-        if size > max_bytes:
-            raise FileTooLargeError(resolved, f"file is {size} bytes, over the limit of {max_bytes} bytes")
+    except OSError as e:
+        raise LoaderError(path.absolute(), f"cannot read: {e.strerror or e}") from e
+    if size > max_bytes:
+        raise FileTooLargeError(resolved, f"file is {size} bytes, over the limit of {max_bytes} bytes")
+    return resolved
+
+
+def parse_file(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: ParseLimits | None = None
+) -> list[Document]:
+    """``load_file``'s work in this process, with the cheap limit checks but no bound on time or memory."""
+    limits = limits or ParseLimits()
+    resolved = _check_file(Path(path), max_bytes)
+    try:
         with resolved.open("rb") as f:
             data = f.read(max_bytes + 1)
     except OSError as e:
-        raise LoaderError(path.absolute(), f"cannot read: {e.strerror or e}") from e
+        raise LoaderError(resolved, f"cannot read: {e.strerror or e}") from e
     if len(data) > max_bytes:  # grew between stat and read
         raise FileTooLargeError(resolved, f"file is over the limit of {max_bytes} bytes")
     if not data.strip():
         raise LoaderError(resolved, "file is empty")
+    if data.startswith(ZIP_MAGIC):  # any zip-based format, whatever its name says
+        check_zip(data, resolved, limits)
 
     source = resolved.as_posix()
     suffix = resolved.suffix.lower()
@@ -295,7 +295,7 @@ def load_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[D
     if suffix == ".jsonl":
         return _load_beir(data, resolved, {"source": source, "file_type": "jsonl"})
     if suffix == ".pdf":
-        text, title, meta, page_starts = _load_pdf(data, resolved)
+        text, title, meta, page_starts = _load_pdf(data, resolved, limits)
     elif suffix in _SIMPLE:
         text, title, meta = _SIMPLE[suffix](data, resolved)
     elif suffix in TEXT_EXTENSIONS:
@@ -322,6 +322,7 @@ def load_many(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: ParseLimits | None = None,
 ) -> Iterator[Document | SkippedFile]:
     """Discover and load files lazily, yielding documents and ``SkippedFile`` for failures.
 
@@ -332,7 +333,7 @@ def load_many(
     yield from skipped
     for path in files:
         try:
-            yield from load_file(path, max_bytes=max_bytes)
+            yield from load_file(path, max_bytes=max_bytes, limits=limits)
         except LoaderError as e:
             log.info("skipped %s", e)
             yield SkippedFile(e.path, e.reason)

@@ -1,0 +1,126 @@
+"""What parsing one untrusted file may cost, and the checks that refuse a file before it costs more.
+
+The cheap checks run before a parser sees the bytes: a zip archive (DOCX, XLSX, PPTX, ODT, EPUB, any
+format that is a zip) is judged by its central directory alone, and a PDF by its page count. Time and
+memory are bounded by the parser worker (``sandbox.py``), which is killed when it runs over.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localrag.ingest.errors import ParseLimitError
+
+__all__ = ["ZIP_MAGIC", "ParseLimits", "check_pdf_pages", "check_zip", "human_size"]
+
+MB = 1024 * 1024
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty archive
+# Below this much unpacked data the ratio is not judged: a small, very regular file (an almost empty
+# spreadsheet) may compress 200-fold and still costs nothing to parse.
+_RATIO_FLOOR = 8 * MB
+_MAX_MEMBERS = 20_000  # each member costs a ZipInfo and, in python-docx, a part object
+_MAX_NESTING = 3  # zip inside zip inside zip: legit files embed one level (a chart's workbook in a DOCX)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds for parsing one file. A zero ``timeout_s`` or ``memory_mb`` means no bound."""
+
+    timeout_s: float = 60.0
+    memory_mb: int = 2048
+    max_unzipped_mb: float = 256.0
+    max_zip_ratio: float = 100.0
+    max_pdf_pages: int = 5000
+
+    @classmethod
+    def from_settings(cls, ingest: Any) -> ParseLimits:
+        """From ``Settings.ingest`` (``parse_timeout_s``, ``parse_memory_mb``, ``max_unzipped_mb`` …)."""
+        return cls(
+            timeout_s=float(ingest.parse_timeout_s),
+            memory_mb=int(ingest.parse_memory_mb),
+            max_unzipped_mb=float(ingest.max_unzipped_mb),
+            max_zip_ratio=float(ingest.max_zip_ratio),
+            max_pdf_pages=int(ingest.max_pdf_pages),
+        )
+
+
+def human_size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or n >= 10 else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_zip(data: bytes, path: Path, limits: ParseLimits) -> None:
+    """Refuse a zip whose members (nested archives included) unpack to too much, or too much per byte.
+
+    Only the central directory is read, plus the first bytes of each member to spot nested archives.
+    The declared sizes are binding: ``zipfile`` never returns more than a member's ``file_size``, so a
+    directory that lies about sizes cannot smuggle more data past this check. A file that is no valid
+    zip passes; its loader reports it.
+    """
+    budget = int(limits.max_unzipped_mb * MB)
+    total = _unzipped_size(data, path, limits, budget, depth=0)
+    if total is None:
+        return
+    ratio = total / max(len(data), 1)
+    if total > _RATIO_FLOOR and ratio > limits.max_zip_ratio:
+        raise ParseLimitError(
+            path,
+            f"zip bomb: {human_size(total)} uncompressed from {human_size(len(data))} "
+            f"(ratio {ratio:.0f} > {limits.max_zip_ratio:g}, ingest.max_zip_ratio)",
+        )
+
+
+def _unzipped_size(blob: bytes, path: Path, limits: ParseLimits, budget: int, depth: int) -> int | None:
+    """Bytes this archive and the archives inside it unpack to; None when ``blob`` is no readable zip."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(blob))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError):
+        return None
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > _MAX_MEMBERS:
+            raise ParseLimitError(path, f"zip bomb: {len(members)} archive members, over the limit of {_MAX_MEMBERS}")
+        total = sum(m.file_size for m in members)
+        if total > budget:
+            raise ParseLimitError(
+                path,
+                f"zip bomb: {human_size(total)} uncompressed"
+                f"{' inside a nested archive' if depth else ''} from {human_size(len(blob))}, "
+                f"over the limit of {limits.max_unzipped_mb:g} MB (ingest.max_unzipped_mb)",
+            )
+        for member in members:
+            inner = _nested_archive(archive, member)
+            if inner is None:
+                continue
+            if depth + 1 >= _MAX_NESTING:
+                raise ParseLimitError(path, f"zip bomb: archives nested more than {_MAX_NESTING} levels deep")
+            # The inner bytes were counted already; what they unpack to must fit in what is left.
+            total += _unzipped_size(inner, path, limits, budget - total, depth + 1) or 0
+    return total
+
+
+def _nested_archive(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes | None:
+    if member.file_size < 22:  # smaller than the shortest zip (an empty archive's end record)
+        return None
+    try:
+        with archive.open(member) as f:
+            if f.read(4) not in ZIP_MAGIC:
+                return None
+        return archive.read(member)  # at most member.file_size bytes, which the budget counted
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError, OSError, EOFError):
+        return None  # encrypted or damaged: the parsers cannot open it either
+
+
+def check_pdf_pages(count: int, path: Path, limits: ParseLimits, *, declared: bool) -> None:
+    if limits.max_pdf_pages and count > limits.max_pdf_pages:
+        what = "declares" if declared else "has"
+        raise ParseLimitError(
+            path, f"PDF {what} {count} pages, over the limit of {limits.max_pdf_pages} (ingest.max_pdf_pages)"
+        )
