@@ -190,7 +190,8 @@ def _store_health(conn: sqlite3.Connection, problems: list[str], warnings: list[
         problems.append(f"the store's schema version {version} is newer than this localrag ({len(MIGRATIONS)}): "
                         "upgrade localrag")
     elif version < len(MIGRATIONS):
-        warnings.append(f"the store's schema version {version} is migrated to {len(MIGRATIONS)} when next written")
+        warnings.append(f"the store's schema version {version} is migrated to {len(MIGRATIONS)} "
+                        "when localrag next opens it")
     errors = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
     info["integrity"] = "ok" if errors == ["ok"] else errors
     if errors != ["ok"]:

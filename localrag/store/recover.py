@@ -148,6 +148,12 @@ _COLUMNS = {
 
 def _copy_rows(source: Path, target: Path, report: RecoverReport) -> None:
     src = connect_read_only(source)
+    try:
+        src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # (sqlite_schema is 3.33+)
+    except sqlite3.DatabaseError as e:
+        src.close()
+        raise StoreError(f"the schema page of {source} cannot be read ({e}), so its tables cannot be found row by "
+                         "row; the sqlite3 program's .recover reads pages without it. Nothing was changed") from e
     dst = sqlite3.connect(target, isolation_level=None)
     try:
         dst.execute("BEGIN IMMEDIATE")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fakes import HashingEmbedder
 
+from localrag.doctor import diagnose
 from localrag.engine import LocalRAG
 from localrag.errors import ConfigError, ConflictError, NotFoundError, StoreError, StoreLockedError
 from localrag.store.backup import backup, restore
@@ -31,6 +32,7 @@ WRITER = """
 import sys
 sys.path.insert(0, sys.argv[2])
 from fakes import HashingEmbedder
+from localrag.doctor import diagnose
 from localrag.engine import LocalRAG
 from localrag.types import Document
 rag = LocalRAG(sys.argv[1], embedder=HashingEmbedder())
@@ -234,14 +236,18 @@ def test_import_rejects_a_damaged_line_before_writing(tmp_path: Path) -> None:
 
 
 # -- the previous release's store ---------------------------------------------------------------------
-def test_a_store_of_the_previous_schema_is_migrated_and_searchable(tmp_path: Path,
-                                                                   fake_embedder: HashingEmbedder) -> None:
+def test_a_store_of_the_previous_schema_is_migrated_and_searchable(tmp_path: Path, fake_embedder: HashingEmbedder,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALRAG_CACHE_DIR", str(tmp_path / "cache"))  # doctor looks for ONNX exports there
     data = tmp_path / "v1"
     data.mkdir()
     conn = sqlite3.connect(data / "store.sqlite3")
     conn.executescript((TESTS / "data" / "store_v1.sql").read_text(encoding="utf-8"))
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     conn.close()
+    report = diagnose(data)  # read-only: reports the old schema, migrates nothing
+    assert report["data"]["schema_version"] == 1 and report["data"]["documents"] == 4
+    assert any("schema version 1 is migrated" in w for w in report["warnings"])
     with LocalRAG(data, embedder=fake_embedder) as rag:
         assert rag.search("bees dance flowers", k=1)[0].doc_id == "bees"
         hit = rag.search("comet tail", k=1, namespace="archive", mode="keyword")[0]

@@ -219,3 +219,16 @@ def test_documents_that_lost_chunks_are_reported_and_marked_for_reingest(tmp_pat
     hashes = dict(conn.execute("SELECT doc_id, content_hash FROM documents").fetchall())
     conn.close()
     assert hashes["long-1"] == "" and hashes["long-0"] != ""
+
+
+def test_a_store_whose_schema_page_is_gone_is_left_untouched(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _damaged_store(data)
+    path = data / "store.sqlite3"
+    raw = bytearray(path.read_bytes())
+    raw[:4096] = b"\xde\xad\xbe\xef" * 1024
+    path.write_bytes(bytes(raw))
+    with pytest.raises(StoreError, match="Nothing was changed"):
+        recover(data, use_cli=False)
+    assert path.read_bytes() == bytes(raw) and not list(data.glob("store.sqlite3.damaged-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no staging folder left
