@@ -89,8 +89,14 @@ def test_fp32_onnx_matches_torch(vectors: dict[str, np.ndarray]) -> None:
     assert cosines.min() >= 0.999, cosines
 
 
-def test_int8_onnx_stays_close_to_torch(vectors: dict[str, np.ndarray]) -> None:
-    cosines = (vectors["minilm-l6-onnx-int8"] * vectors["minilm-l6"]).sum(axis=1)
+def test_int8_onnx_stays_close_to_torch(embedders: dict[str, Embedder], vectors: dict[str, np.ndarray]) -> None:
+    # Each sentence in a run of its own. Dynamic int8 quantization scales activations per run (one scale
+    # for the whole batch tensor), so in a batch a sentence's vector depends on its batch-mates: at
+    # batch_size 4 these sentences reached 0.9901 here, alone 0.9920, and which sentences share a
+    # batch follows from token counts. Alone, the figure depends on the model and the text only.
+    int8 = embedders["minilm-l6-onnx-int8"]
+    alone = np.concatenate([int8.embed_documents([sentence]) for sentence in SENTENCES])
+    cosines = (alone * vectors["minilm-l6"]).sum(axis=1)
     assert cosines.min() >= 0.99, cosines
 
 
