@@ -71,6 +71,12 @@ class SearchSettings:
 class IngestSettings:
     max_file_mb: float = 20.0
     batch_documents: int = 64
+    # Files are parsed in a worker process (ingest/sandbox.py); these bound what one file may cost.
+    parse_timeout_s: float = 60.0  # wall time per file; past it the worker is killed (0: no limit)
+    parse_memory_mb: int = 2048  # the worker's address space (0: no limit)
+    max_unzipped_mb: float = 256.0  # zip-based formats (docx, xlsx, epub, ...): all members, nested ones too
+    max_zip_ratio: float = 100.0  # unpacked bytes per file byte, judged above 8 MB unpacked
+    max_pdf_pages: int = 5000  # 0: no limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from localrag import failpoints
 from localrag.config import Settings, load_settings
 from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.index.manager import IndexManager
+from localrag.ingest.limits import ParseLimits
 from localrag.ingest.loaders import load_many
 from localrag.ingest.pipeline import IngestPipeline, Progress
 from localrag.jsonsafe import check_metadata
@@ -198,12 +199,13 @@ class LocalRAG:
         if isinstance(sources, (str, Path, Document)):
             sources = [sources]
         max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
+        limits = ParseLimits.from_settings(self.settings.ingest)
         for source in sources:
             if isinstance(source, Document):
                 check_metadata(source.metadata, f"document {source.doc_id!r}: metadata")
                 yield source
             elif isinstance(source, (str, Path)):
-                for item in load_many([source], include=include, exclude=exclude, max_bytes=max_bytes):
+                for item in load_many([source], include=include, exclude=exclude, max_bytes=max_bytes, limits=limits):
                     yield _checked(item)
             else:
                 raise InvalidInputError(f"cannot ingest a {type(source).__name__}; give paths or Documents")

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from localrag.config import Settings, load_settings
 from localrag.engine import LocalRAG
 from localrag.errors import ConfigError, InvalidInputError, LocalRagError, RateLimitedError, http_status_for
+from localrag.ingest.sandbox import interrupt_parsing
 from localrag.metrics import SNAPSHOT_FILE, Metrics
 from localrag.pinecone import server as pinecone_server
 from localrag.pinecone.server import is_loopback
@@ -181,6 +182,7 @@ def create_app(
             try:
                 yield state
             finally:
+                interrupt_parsing()  # an upload mid-parse would otherwise hold the exit for ingest.parse_timeout_s
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
@@ -220,9 +222,20 @@ def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_k
                           "LOCALRAG_API_KEYS or server.api_keys), or bind 127.0.0.1")
     import uvicorn
 
+    class StoppingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # A file mid-parse would hold the graceful shutdown for up to ingest.parse_timeout_s.
+            interrupt_parsing()
+            super().handle_exit(sig, frame)
+
     # uvicorn's access log is off: the optional JSON line per request (server.json_log) replaces it.
-    uvicorn.run(create_app(data_dir, keys, settings=settings), host=host, port=port, log_level="warning",
-                access_log=False, **uvicorn_options(settings.server, render_error))
+    server = StoppingServer(uvicorn.Config(create_app(data_dir, keys, settings=settings), host=host, port=port,
+                                           log_level="warning", access_log=False,
+                                           **uvicorn_options(settings.server, render_error)))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # what uvicorn.run exits with when the server cannot start (a port in use)
 
 
 def docs_guard(request: Request) -> None:

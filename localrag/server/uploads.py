@@ -22,8 +22,10 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from localrag.errors import InvalidInputError, RequestTooLargeError
+from localrag.ingest.limits import ParseLimits
 from localrag.ingest.loaders import LoaderError, load_file
 from localrag.jsonsafe import check_metadata, loads
+from localrag.server.context import context_of
 from localrag.server.security import MB, safe_upload_path
 from localrag.types import Document
 
@@ -47,7 +49,8 @@ async def read_upload(request: Request, data_dir: Path, max_upload_mb: float) ->
         doc_id = _text_field(form.get("doc_id"), "doc_id", MAX_DOC_ID)
         metadata = _metadata_field(form.get("metadata"))
         data = await upload.read()
-        docs = await run_in_threadpool(_parse_privately, data_dir, upload.filename, data, limit)
+        limits = ParseLimits.from_settings(context_of(request).rag.settings.ingest)
+        docs = await run_in_threadpool(_parse_privately, data_dir, upload.filename, data, limit, limits)
     finally:
         await form.close()
     name = (upload.filename or "").strip()
@@ -56,7 +59,9 @@ async def read_upload(request: Request, data_dir: Path, max_upload_mb: float) ->
     return [replace(d, source=name, metadata={**d.metadata, "source": name, **metadata}) for d in docs], namespace
 
 
-def _parse_privately(data_dir: Path, filename: str | None, data: bytes, limit: int) -> list[Document]:
+def _parse_privately(
+    data_dir: Path, filename: str | None, data: bytes, limit: int, limits: ParseLimits
+) -> list[Document]:
     root = data_dir / UPLOADS_DIR
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=root))
@@ -64,7 +69,7 @@ def _parse_privately(data_dir: Path, filename: str | None, data: bytes, limit: i
         target = safe_upload_path(folder, filename)
         target.write_bytes(data)
         try:
-            return load_file(target, max_bytes=limit)
+            return load_file(target, max_bytes=limit, limits=limits)
         except LoaderError as e:
             # The loader names the file by its full path; the client only knows the name it sent.
             reason = e.reason.replace(folder.resolve().as_posix() + "/", "").replace(str(folder) + "/", "")

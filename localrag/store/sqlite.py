@@ -22,7 +22,7 @@ import sqlite_utils
 from numpy.typing import NDArray
 
 from localrag import failpoints
-from localrag.errors import DimensionMismatchError, NotFoundError, StoreError
+from localrag.errors import CorruptStoreError, DimensionMismatchError, NotFoundError, StoreError
 from localrag.store.connections import SQLiteConnections
 from localrag.store.migrations import migrate
 from localrag.types import Chunk, Document
@@ -31,6 +31,50 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "store.sqlite3"
 _EMPTY_KEYS = np.zeros(0, dtype=np.int64)
+
+
+# Written only beside a store that held data (index.manager.INDEX_DIR, server.uploads.UPLOADS_DIR);
+# named here because the store sits below both layers.
+_INDEX_DIR = "indexes"
+_UPLOADS_DIR = "uploads"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _files_under(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def _refuse_lost_store(path: Path, state: str) -> None:
+    """A blank store is a new one only in a directory with no trace of data; otherwise the data was lost.
+
+    Creating a fresh store there would silently drop every document the index caches still describe.
+    """
+    found: list[str] = []
+    caches = _files_under(path.parent / _INDEX_DIR)
+    if caches:
+        spaces = {p.relative_to(path.parent / _INDEX_DIR).parts[0] for p in caches}
+        size = sum(_size(p) for p in caches)
+        found.append(f"index caches of {len(spaces)} namespace(s) in {_INDEX_DIR}/ ({len(caches)} files, {size} bytes)")
+    uploads = _files_under(path.parent / _UPLOADS_DIR)
+    if uploads:
+        found.append(f"{len(uploads)} uploaded file(s) in {_UPLOADS_DIR}/")
+    wal = path.with_name(path.name + "-wal")
+    if _size(wal) > 0:
+        found.append(f"a write-ahead log {wal.name} of {_size(wal)} bytes")
+    if found:
+        raise CorruptStoreError(
+            f"{path} {state}, but the data directory holds {' and '.join(found)}: the store was lost or "
+            f"truncated, so it is not opened as a new, empty one. Restore {path.name} from a backup, or run "
+            "`localrag recover` on the directory"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +124,21 @@ class SQLiteStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DB_FILE
+        if not self.path.exists():
+            _refuse_lost_store(self.path, "is missing")
+        size = _size(self.path)
+        if size == 0 and _size(self.path.with_name(DB_FILE + "-wal")) == 0:
+            _refuse_lost_store(self.path, "is empty (0 bytes)")  # before the WAL pragma writes a header into it
         self._db = SQLiteConnections(self.path, foreign_keys=True)
         try:
-            migrate(self._conn())
+            conn = self._conn()
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                try:
+                    _refuse_lost_store(self.path, "is empty (0 bytes)" if size == 0 else "holds no tables")
+                except CorruptStoreError:
+                    self._db.close()
+                    raise
+            migrate(conn)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a readable localrag store: {e}") from e
 
