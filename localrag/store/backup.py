@@ -101,9 +101,9 @@ def restore(backup_dir: Path | str, target: Path | str, *, force: bool = False) 
     return report
 
 
-def _copy_directory(source: Path, staging: Path) -> list[str]:
+def _copy_directory(source: Path, staging: Path) -> None:
     copy_database(store_file(source), store_file(staging))
-    return copy_parts(source, staging)
+    copy_parts(source, staging)
 
 
 def _report(source: Path, target: Path, *, replaced: bool = False) -> CopyReport:

@@ -138,8 +138,24 @@ def test_backup_copies_settings_and_refuses_a_used_target(tmp_path: Path, fake_e
     with pytest.raises(NotFoundError):
         backup(tmp_path / "no-such-dir", tmp_path / "copy")
     assert not (tmp_path / "no-such-dir").exists()
+    (data / "reranker").mkdir()
+    (data / "reranker" / "config.json").write_text("{}", encoding="utf-8")
+    index = data / "pinecone" / "products"
+    index.mkdir(parents=True)
+    (index / "index.json").write_text('{"dimension": 2}', encoding="utf-8")
+    records = sqlite3.connect(index / "records.sqlite3")
+    records.execute("CREATE TABLE records (id TEXT PRIMARY KEY, dense BLOB)")
+    records.execute("INSERT INTO records VALUES ('a', x'0000803f')")
+    records.commit()
+    records.close()
     report = backup(data, tmp_path / "copy")
-    assert "localrag.toml" in report.parts
+    assert {"localrag.toml", "reranker/", "pinecone/"} <= set(report.parts)
+    assert (tmp_path / "copy" / "reranker" / "config.json").is_file()
+    copied = sqlite3.connect(tmp_path / "copy" / "pinecone" / "products" / "records.sqlite3")
+    assert copied.execute("SELECT id, dense FROM records").fetchall() == [("a", b"\x00\x00\x80?")]
+    copied.close()
+    assert (tmp_path / "copy" / "pinecone" / "products" / "index.json").read_text(encoding="utf-8") == (
+        '{"dimension": 2}')
     assert (tmp_path / "copy" / "localrag.toml").read_text(encoding="utf-8") == "[search]\nalpha = 0.3\n"
     assert _chunks(tmp_path / "copy") == _chunks(data)
 
