@@ -7,6 +7,7 @@ does for this model: the mean over real (unmasked) tokens, then L2 normalisation
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,13 @@ from localrag.errors import ModelNotFoundError
 from localrag.protocols import Vectors
 
 log = logging.getLogger(__name__)
+
+if getattr(sys.modules.get("localrag"), "_ORT_IMPORTED_FIRST", False):
+    # localrag/__init__ sets ORT_DISABLE_TELEMETRY, but onnxruntime was imported before it and read the
+    # variable then: events can still be switched off, not the uploader's lookups.
+    ort.disable_telemetry_events()
+    log.warning("onnxruntime was imported before localrag, so its telemetry uploader may query DNS; set "
+                "ORT_DISABLE_TELEMETRY=1 in the environment or import localrag first to keep this process offline")
 
 OUTPUT = "last_hidden_state"
 # The fixed cost of one session run in token-rows (MiniLM int8, one thread: ~0.7 ms per run,
