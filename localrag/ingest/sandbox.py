@@ -133,13 +133,12 @@ class ParserPool:
             self._kill()
             proc = None
         if proc is None:
-            env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # few malloc arenas: address space goes to the parse
             proc = subprocess.Popen(
                 [sys.executable, "-c", _BOOTSTRAP, str(_PACKAGE_DIR), str(memory_mb)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 bufsize=0,
-                env=env,
+                env=_worker_env(),
                 start_new_session=True,  # a terminal's Ctrl-C goes to the parent, which then stops the worker
             )
             log.debug("started parser worker %d (memory limit %d MB)", proc.pid, memory_mb)
@@ -158,6 +157,14 @@ class ParserPool:
             if stream is not None:
                 stream.close()
         return proc.wait()
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment less anything that looks like a credential: a parser subverted by a crafted
+    file should not find API keys lying about. Few malloc arenas, so the address space goes to the parse."""
+    secret = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+    env = {name: value for name, value in os.environ.items() if not any(s in name.upper() for s in secret)}
+    return {**env, "MALLOC_ARENA_MAX": "2"}
 
 
 def _send(proc: subprocess.Popen[bytes], request: bytes) -> None:

@@ -5,6 +5,7 @@ sparse 1 GB file; a parse past its time or memory limit is killed and the next f
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import time
@@ -188,3 +189,41 @@ def test_interrupt_kills_a_parse_in_flight_and_the_pool_goes_on(tmp_path: Path) 
     pool.close()
     with pytest.raises(LoaderError, match="the parser pool is closed"):
         pool.parse(path, 20 * MB, ParseLimits())
+
+
+def test_the_worker_gets_no_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PINECONE_API_KEY", "pc-secret")
+    monkeypatch.setenv("LOCALRAG_API_KEYS", "k1,k2")
+    monkeypatch.setenv("LOCALRAG_INGEST__MAX_FILE_MB", "5")
+    pool = ParserPool()
+    try:
+        pool.parse(write(tmp_path / "a.txt", b"text"), MB, ParseLimits())
+        assert pool.pid is not None
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{pool.pid}/environ").read_text().split("\0") if "=" in item
+        )
+    finally:
+        pool.close()
+    assert "PINECONE_API_KEY" not in environ and "LOCALRAG_API_KEYS" not in environ
+    assert environ["LOCALRAG_INGEST__MAX_FILE_MB"] == "5" and environ["PATH"] == os.environ["PATH"]
+
+
+def test_ingest_skips_hostile_files_with_reasons_and_keeps_the_rest(tmp_path: Path, fake_embedder: object) -> None:
+    from localrag.config import Settings
+    from localrag.engine import LocalRAG
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    write(folder / "bomb.docx", archive_bomb(".docx", 30))
+    write(folder / "photo.txt", binary_blob())
+    write(folder / "long.pdf", pdf_pages(20))
+    write(folder / "notes.md", b"# Notes\n\nThe only file worth reading.\n")
+    settings = Settings().with_overrides({"ingest": {"max_pdf_pages": 10}})  # reaches the worker from settings
+    with LocalRAG(tmp_path / "data", settings=settings, embedder=fake_embedder) as rag:  # type: ignore[arg-type]
+        report = rag.add(folder)
+    assert [Path(d).name for d in report.added] == ["notes.md"]
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert reasons.keys() == {"bomb.docx", "photo.txt", "long.pdf"}
+    assert reasons["bomb.docx"].startswith("zip bomb: ") and "ingest.max_zip_ratio" in reasons["bomb.docx"]
+    assert reasons["photo.txt"] == "binary content (not UTF-8, NUL bytes) in a .txt file"
+    assert reasons["long.pdf"] == "PDF declares 20 pages, over the limit of 10 (ingest.max_pdf_pages)"
