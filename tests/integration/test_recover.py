@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -109,21 +107,6 @@ def test_row_copy_recovers_the_undamaged_documents_in_place(tmp_path: Path) -> N
     _check_recovered(data, lost)
 
 
-def _sqlite3_recover_works(tmp_path: Path) -> bool:
-    """Whether this machine's sqlite3 program has a working .recover (3.40.x's fails on any database)."""
-    program = shutil.which("sqlite3")
-    if program is None:
-        return False
-    probe = tmp_path / "probe.sqlite3"
-    conn = sqlite3.connect(probe)
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)")
-    conn.execute("INSERT INTO t VALUES (7, 'kept')")
-    conn.commit()
-    conn.close()
-    done = subprocess.run([program, str(probe), ".recover"], capture_output=True, text=True)
-    return done.returncode == 0 and not done.stderr.strip() and "'kept'" in done.stdout
-
-
 def test_recover_into_a_new_directory_leaves_the_source_alone(tmp_path: Path) -> None:
     data, out = tmp_path / "data", tmp_path / "recovered"
     lost = _damaged_store(data)
@@ -132,16 +115,6 @@ def test_recover_into_a_new_directory_leaves_the_source_alone(tmp_path: Path) ->
     assert report.documents == N - len(lost) and report.damaged_file == ""
     assert (data / "store.sqlite3").read_bytes() == damaged
     _check_recovered(out, lost)
-
-
-def test_sqlite3_recover(tmp_path: Path) -> None:
-    if not _sqlite3_recover_works(tmp_path):
-        pytest.skip("no sqlite3 program with a working .recover here")
-    data = tmp_path / "data"
-    lost = _damaged_store(data)
-    report = recover(data)
-    assert report.method == "sqlite3 .recover" and report.documents == N - len(lost)
-    _check_recovered(data, lost)
 
 
 def test_a_failing_sqlite3_program_falls_back_to_the_row_copy(tmp_path: Path,
