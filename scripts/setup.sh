@@ -10,6 +10,15 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 PIP=("$PYTHON" -m pip install --quiet --constraint constraints.txt)
 say() { echo "[setup] $*"; }
 
+# strace: the tests check at the system-call level that nothing reaches the network.
+if ! command -v strace >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing strace (Debian package) for the system-call network check"
+    apt-get update -qq && apt-get install -y -qq strace >/dev/null
+  else
+    say "strace is missing: install it (e.g. sudo apt-get install strace); the network test needs it"
+  fi
+fi
 say "installing localrag and its pinned dependencies (constraints.txt)"
 "$PYTHON" -c "import torch" 2>/dev/null || "${PIP[@]}" torch
 "${PIP[@]}" -e ".[torch,server,dev]"
