@@ -153,7 +153,9 @@ class LocalRAG:
             raise InvalidInputError("this LocalRAG is closed")
         if self.read_only:
             raise StoreLockedError(f"{self.path} was opened read-only")
-        self._writer.acquire()
+        if not self._writer.held:
+            self._writer.acquire()
+            self.indexes.remove_stale_temp_files()
         self._sync()
 
     def add(

@@ -60,6 +60,20 @@ class IndexManager:
             self._spaces[ns_id] = self._load_namespace(ns_id, target)
         self.generation = target
 
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files an index save left when its process was killed before ``os.replace``.
+
+        Only the writer may call this: it is the only process that saves, so no live save owns them.
+        """
+        removed = 0
+        if self.directory.is_dir():
+            for tmp in self.directory.rglob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("removed %d temp file(s) left by an interrupted index save", removed)
+        return removed
+
     def get(self, ns_id: int) -> NamespaceIndexes | None:
         return self._spaces.get(ns_id)
 

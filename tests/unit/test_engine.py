@@ -284,3 +284,17 @@ def test_iter_documents_pages_through_every_document(tmp_path: Path, fake_embedd
         assert found[3].metadata["n"] == 3 and found[3].title == "Title 3"
         assert [d.doc_id for d in rag.iter_documents("other", page=2)] == ["x0", "x1"]
         assert list(rag.iter_documents("missing")) == []
+
+
+def test_the_writer_removes_temp_files_left_by_a_killed_index_save(tmp_path: Path, fake_embedder) -> None:  # type: ignore[no-untyped-def]
+
+    with LocalRAG(tmp_path, embedder=fake_embedder) as rag:
+        rag.add([Document("a", "alpha beta gamma")])
+    leftover = next((tmp_path / "indexes").rglob("*.npz")).with_name(".dense.npz.x1y2.tmp")
+    leftover.write_bytes(b"half a save")
+    with LocalRAG(tmp_path, embedder=fake_embedder, read_only=True) as reader:
+        assert reader.search("alpha", k=1)[0].doc_id == "a"
+    assert leftover.exists()  # readers never delete: the writer may be saving
+    with LocalRAG(tmp_path, embedder=fake_embedder) as rag:
+        rag.add([Document("b", "delta epsilon")])
+    assert not leftover.exists()
