@@ -229,6 +229,10 @@ class Chunker:
             if j == n:
                 break
             i = self._next_start(text, starts, ends, i, j)
+        if not chunks:
+            # Text the tokenizer yields nothing for ("!!!", control characters) is still a document:
+            # refusing it as "empty" would contradict the non-blank test every caller applies.
+            self._append(chunks, document, 0, len(text))
         return chunks
 
     @staticmethod

@@ -42,7 +42,7 @@ FILTER_SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "description": "Pinecone's metadata filter language (at most 16 levels of $and/$or)",
     },
-    "MetadataFilterClause": {"allOf": [{"$ref": _REF + "MetadataFilter"}], "minProperties": 1},
+    "MetadataFilterClause": {},  # MetadataFilter with at least one key: filled in below
     "FieldCondition": {"anyOf": [*_SCALAR["anyOf"], {"$ref": _REF + "FieldOperators"}]},
     "FieldOperators": {
         "type": "object", "minProperties": 1, "additionalProperties": False,
@@ -51,8 +51,9 @@ FILTER_SCHEMAS: dict[str, Any] = {
     },
 }
 
+FILTER_SCHEMAS["MetadataFilterClause"] = {**FILTER_SCHEMAS["MetadataFilter"], "minProperties": 1}
 _FILTER = {"$ref": _REF + "MetadataFilter"}
-_NON_EMPTY_FILTER = {"allOf": [_FILTER], "minProperties": 1}
+_NON_EMPTY_FILTER = {"$ref": _REF + "MetadataFilterClause"}
 _NAMESPACE = _nullable({"type": "string", "maxLength": wire.MAX_NAMESPACE_LENGTH})
 _ID = {"type": "string", "minLength": 1, "maxLength": wire.MAX_ID_LENGTH, "pattern": "^[\\u0001-\\u007f]+$"}
 _FLOAT = {"type": "number", "minimum": -_FLOAT32_MAX, "maximum": _FLOAT32_MAX}
@@ -92,10 +93,13 @@ _PAGE_PARAMS = [
     _query_param("paginationToken", {"type": "string"}),
 ]
 
+# Every month from the oldest to the current version: exactly what server.api_version accepts.
+_VERSIONS = [v for v in (f"{y}-{m:02d}" for y in (2024, 2025, 2026) for m in range(1, 13))
+             if "2024-07" <= v <= "2026-07"]
 VERSION_HEADER = {
     "name": "X-Pinecone-Api-Version", "in": "header", "required": False,
     "description": "2024-07 to 2026-07; absent means 2024-07",
-    "schema": {"type": "string", "pattern": "^(2024-(0[7-9]|1[0-2])|2025-(0[1-9]|1[0-2])|2026-0[1-7])$"},
+    "schema": {"type": "string", "enum": _VERSIONS},
 }
 
 _DATA = "/data/{index_name}"
@@ -157,5 +161,6 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/indexes/{name}"): {"requestBody": _json({
         "type": "object",
         "properties": {"deletion_protection": _nullable({"enum": ["enabled", "disabled"]}),
-                       "tags": _nullable({"type": "object", "additionalProperties": {"type": "string"}})}})},
+                       "tags": _nullable({"type": "object", "additionalProperties": {"type": "string"}})}},
+        required=False)},
 }

@@ -144,7 +144,9 @@ def data_router() -> APIRouter:
 
     async def stats(index_name: str, request: Request) -> JSONResponse:
         body = await _json(request) if request.method == "POST" else {}
-        flt = wire.filter_of(wire.snake_keys(body).get("filter") if isinstance(body, dict) else None)
+        if not isinstance(body, dict):
+            raise InvalidInputError("request body must be a JSON object")
+        flt = wire.filter_of(wire.snake_keys(body).get("filter"))
         default = DEFAULT_NAMESPACE_ALIAS if api_version(request) >= DEFAULT_NAMESPACE_VERSION else ""
         return _ok((await run(index_of(request, index_name).stats, flt, default)).to_wire())
 
@@ -254,8 +256,10 @@ def control_router() -> APIRouter:
         body = await _json(request)
         if not isinstance(body, dict):
             raise InvalidInputError("request body must be a JSON object")
-        await run_in_threadpool(_state(request).backend.configure_index, name, body.get("deletion_protection"),
-                                body.get("tags"))
+        tags = body.get("tags")
+        if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+            raise InvalidInputError("tags must be an object of strings")
+        await run_in_threadpool(_state(request).backend.configure_index, name, body.get("deletion_protection"), tags)
         return _ok(_describe(request, name))
 
     return router

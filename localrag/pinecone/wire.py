@@ -162,6 +162,8 @@ def dense_values(value: Any, name: str = "values") -> NDArray[np.float32] | None
         raise InvalidInputError(f"{name} must be a list of numbers")
     if len(value) == 0:
         return None
+    if not isinstance(value, np.ndarray) and bool in set(map(type, value)):  # numpy would read true as 1.0
+        raise InvalidInputError(f"{name} must be a list of numbers")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as e:

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from localrag.answer.chat import ChatSession
 from localrag.answer.format import citation_dict
 from localrag.errors import InvalidInputError, LocalRagError
+from localrag.filters import validate_filter
 from localrag.server.concurrency import Slot
 from localrag.server.context import ServerContext, authorize, context_of
 from localrag.server.routes import iterate
@@ -35,15 +36,22 @@ def _text(message: ChatMessageBody) -> str:
     if isinstance(message.content, str):
         return message.content
     if isinstance(message.content, list):  # content parts: keep the text ones
-        return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+        parts = [p.get("text") for p in message.content if p.get("type") == "text"]
+        return " ".join(p for p in parts if isinstance(p, str) and p.strip())
     return ""
 
 
 def _conversation(body: ChatCompletionBody) -> tuple[str, list[tuple[str, str]]]:
-    """(question, [(earlier question, its answer), ...]) from OpenAI messages."""
+    """(question, [(earlier question, its answer), ...]) from OpenAI messages.
+
+    The question is the last user message with text; turns after it (a tool result, an assistant
+    prefix) do not change what is asked.
+    """
     turns = [(m.role, _text(m)) for m in body.messages if m.role in ("user", "assistant")]
-    if not turns or turns[-1][0] != "user" or not turns[-1][1].strip():
-        raise InvalidInputError("messages must end with a non-empty user message (the question)")
+    last = max((i for i, (role, text) in enumerate(turns) if role == "user" and text.strip()), default=None)
+    if last is None:
+        raise InvalidInputError("messages must hold a user message with text (the question)")
+    turns = turns[: last + 1]
     history: list[tuple[str, str]] = []
     pending: str | None = None
     for role, text in turns[:-1]:
@@ -95,6 +103,7 @@ def router() -> APIRouter:
                              "finish_reason": "stop", "logprobs": None}],
                 "usage": _usage(answer), "sources": _sources(answer), "abstained": answer.abstained,
             })
+        validate_filter(body.filter)  # a bad filter is a 400 before the stream's status line, not an event
         slot = Slot(ctx.llm)
         await slot.__aenter__()  # 503 before the stream starts when the queue is full
         return StreamingResponse(_chunks(ctx, session.stream(question), slot, ident, created, body.model),

@@ -70,6 +70,7 @@ _PINECONE_CONTROL: dict[tuple[str, str], set[int]] = {
     ("patch", "/indexes/{name}"): {400, 404},
 }
 _PINECONE_DATA = {400, 404}
+_PINECONE_DATA_EXTRA = {("post", "/data/{index_name}/namespaces"): {409}}
 
 
 def install_openapi(app: FastAPI, *, secured: bool) -> None:
@@ -105,6 +106,33 @@ def complete(schema: dict[str, Any], *, secured: bool) -> None:
             _complete_operation(path, method, operation, secured)
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
+    _add_links(schema["paths"])
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from the operations that create things to those that use them (stateful tests)."""
+
+    def link(source: tuple[str, str, str], prefix: str, values: dict[str, str]) -> None:
+        method, path, status = source
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            return
+        links = response.setdefault("links", {})
+        for target, item in paths.items():
+            if not target.startswith(prefix) or (target, method) == (path, method):
+                continue
+            for verb in item:
+                needed = {k: v for k, v in values.items() if "{" + k + "}" in target}
+                if needed:
+                    pointer = target.replace("~", "~0").replace("/", "~1")
+                    name = f"{verb}{target}".replace("/", "_").replace("{", "").replace("}", "")
+                    links[name] = {"operationRef": f"#/paths/{pointer}/{verb}", "parameters": needed}
+
+    link(("post", "/indexes", "201"), "/indexes/", {"name": "$response.body#/name"})
+    link(("post", "/indexes", "201"), "/data/", {"index_name": "$response.body#/name"})
+    link(("post", "/data/{index_name}/namespaces", "200"), "/data/{index_name}/namespaces/",
+         {"index_name": "$request.path.index_name", "namespace": "$response.body#/name"})
+    link(("post", "/v1/documents", "201"), "/v1/documents/", {"doc_id": "$response.body#/added/0"})
 
 
 def _complete_operation(path: str, method: str, operation: dict[str, Any], secured: bool) -> None:
@@ -118,7 +146,8 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any], secur
     else:
         data_plane = path.startswith("/data/")
         error = "PineconeDataError" if data_plane else "PineconeControlError"
-        statuses = set(_PINECONE_DATA if data_plane else _PINECONE_CONTROL.get((method, path), {400}))
+        statuses = set(_PINECONE_DATA | _PINECONE_DATA_EXTRA.get((method, path), set()) if data_plane
+                       else _PINECONE_CONTROL.get((method, path), {400}))
         statuses.add(400)  # X-Pinecone-Api-Version is checked on every Pinecone route
         if secured:
             statuses.add(401)
@@ -135,3 +164,8 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any], secur
             "description": _DESCRIPTIONS[status],
             "content": {"application/json": {"schema": {"$ref": _REF + error}}},
         })
+    if (method, path) == ("post", "/v1/chat/completions"):  # "stream": true answers server-sent events
+        responses["200"].setdefault("content", {})["text/event-stream"] = {}
+    # A request the HTTP parser cannot read (a URL too long, say) is refused by uvicorn itself, in text.
+    bad = responses.setdefault("400", {"description": "The HTTP request could not be parsed", "content": {}})
+    bad.setdefault("content", {})["text/plain"] = {"schema": {"type": "string"}}

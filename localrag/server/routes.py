@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from localrag import failpoints
 from localrag.answer.format import answer_dict, hit_dict
 from localrag.errors import InvalidInputError, LocalRagError, NotFoundError
+from localrag.filters import validate_filter
 from localrag.server.concurrency import Slot
 from localrag.server.context import ServerContext, authorize, check_question, context_of
 from localrag.server.schemas import AskBody, DocumentBody, FeedbackBody, SearchBody
@@ -110,6 +111,7 @@ def router() -> APIRouter:
     async def ask_stream(body: AskBody, request: Request) -> StreamingResponse:
         ctx = context_of(request)
         question = check_question(body.question)
+        validate_filter(body.filter)  # a bad filter is a 400 before the stream's status line, not an event
         slot = Slot(ctx.llm)
         await slot.__aenter__()  # a full queue answers 503 before the stream starts
 

@@ -277,7 +277,7 @@ def test_cli_serve(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "without an API key" in refused.stderr
     port = free_port()
     child = subprocess.Popen([sys.executable, "-m", "localrag.cli", "serve", "--data", str(tmp_path),
-                              "--port", str(port), "--api-key", "cli-key"], env=env,
+                              "--port", str(port), "--api-key", "cli-key-0123456789"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -287,7 +287,7 @@ def test_cli_serve(tmp_path: Path) -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        pc = sdk_client(url, api_key="cli-key")
+        pc = sdk_client(url, api_key="cli-key-0123456789")
         pc.create_index(name="cli", dimension=2, metric="cosine")
         assert pc.Index("cli").upsert(vectors=[("a", [1, 0])]).upserted_count == 1
         assert (tmp_path / "pinecone" / "cli" / "index.json").is_file()
