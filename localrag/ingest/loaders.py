@@ -1,4 +1,5 @@
-"""Turn files into ``Document`` values: text, Markdown, HTML, PDF, DOCX and BEIR ``.jsonl``.
+"""Turn files into ``Document`` values: text, Markdown, HTML, PDF, DOCX and BEIR ``.jsonl`` here; the
+families listed in ``FORMAT_LOADERS`` (spreadsheets, mail, office documents, ebooks) in ``ingest/formats/``.
 
 Text is normalised only lightly (``\\r\\n`` -> ``\\n``, NULs dropped) so that char offsets into
 ``Document.text`` stay meaningful for citations. Every failure raises a ``LoaderError`` (an
@@ -13,6 +14,7 @@ this process, and is what the worker runs.
 from __future__ import annotations
 
 import codecs
+import importlib
 import io
 import json
 import logging
@@ -23,6 +25,7 @@ from typing import Any
 
 from localrag.ingest.discover import discover
 from localrag.ingest.errors import FileTooLargeError, LoaderError, ParseLimitError
+from localrag.ingest.formats import FormatContext, FormatLoader
 from localrag.ingest.html import html_to_text
 from localrag.ingest.limits import ZIP_MAGIC, ParseLimits, check_pdf_pages, check_zip
 from localrag.types import Document, SkippedFile
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "FORMAT_LOADERS",
     "TEXT_EXTENSIONS",
     "FileTooLargeError",
     "LoaderError",
@@ -39,6 +43,7 @@ __all__ = [
     "discover",
     "load_file",
     "load_many",
+    "parse_data",
     "parse_file",
 ]
 
@@ -242,6 +247,26 @@ def _load_beir(data: bytes, path: Path, base_meta: dict[str, Any]) -> list[Docum
 _Simple = Callable[[bytes, Path], tuple[str, str, dict[str, Any]]]
 _SIMPLE: dict[str, _Simple] = {".html": _load_html, ".htm": _load_html, ".docx": _load_docx}
 
+# Families with a module of their own under ingest/formats/: extension -> "module:function", one line each.
+# A module is imported on its first file, so the worker never imports a parser it has no file for.
+FORMAT_LOADERS: dict[str, str] = {
+    ".xlsx": "tables:load_workbook",
+    ".xlsm": "tables:load_workbook",
+    ".xls": "tables:load_workbook",
+    ".ods": "tables:load_workbook",
+    ".csv": "tables:load_delimited",
+    ".tsv": "tables:load_delimited",
+}
+
+
+def _format_loader(suffix: str) -> FormatLoader | None:
+    target = FORMAT_LOADERS.get(suffix)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    loader: FormatLoader = getattr(importlib.import_module(f"localrag.ingest.formats.{module}"), name)
+    return loader
+
 
 def load_file(
     path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: ParseLimits | None = None
@@ -284,6 +309,18 @@ def parse_file(
         raise LoaderError(resolved, f"cannot read: {e.strerror or e}") from e
     if len(data) > max_bytes:  # grew between stat and read
         raise FileTooLargeError(resolved, f"file is over the limit of {max_bytes} bytes")
+    return parse_data(data, resolved, FormatContext(limits, max_bytes))
+
+
+def parse_data(data: bytes, resolved: Path, ctx: FormatContext) -> list[Document]:
+    """Documents of ``data``, the bytes of ``resolved`` (whose suffix picks the parser; it is not read again).
+
+    Also the way in for bytes that were never a file of their own, such as a mail's attachments, so that
+    they meet the same checks.
+    """
+    limits = ctx.limits
+    if len(data) > ctx.max_bytes:
+        raise FileTooLargeError(resolved, f"{len(data)} bytes, over the limit of {ctx.max_bytes} bytes")
     if not data.strip():
         raise LoaderError(resolved, "file is empty")
     if data.startswith(ZIP_MAGIC):  # any zip-based format, whatever its name says
@@ -292,6 +329,9 @@ def parse_file(
     source = resolved.as_posix()
     suffix = resolved.suffix.lower()
     page_starts: tuple[int, ...] = ()
+    format_loader = _format_loader(suffix)
+    if format_loader is not None:
+        return format_loader(data, resolved, ctx)
     if suffix == ".jsonl":
         return _load_beir(data, resolved, {"source": source, "file_type": "jsonl"})
     if suffix == ".pdf":
