@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from localrag import failpoints
 from localrag.config import Settings, load_settings
 from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
+from localrag.events import EventBus, ProgressTracker
 from localrag.index.manager import IndexManager
 from localrag.ingest.limits import ParseLimits
 from localrag.ingest.loaders import load_many
@@ -36,6 +37,7 @@ from localrag.types import (
 if TYPE_CHECKING:
     from localrag.answer.chat import ChatSession
     from localrag.answer.pipeline import AnswerPipeline
+    from localrag.ingest.sync import SyncReport
     from localrag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class LocalRAG:
         self._reranker_loaded = reranker is not None
         self._pipeline: IngestPipeline | None = None
         self._closed = False
+        self.events = EventBus()  # ingest/update/delete/skip/progress, for the CLI, GET /v1/events and embedders
         if embedder is not None:
             self._check_vector_space(embedder)
         self.indexes = IndexManager(self.store, self.path, self._vector_dim(), self.settings)
@@ -176,6 +179,18 @@ class LocalRAG:
             for source in [sources] if isinstance(sources, Document) else sources:
                 if isinstance(source, Document):
                     check_metadata(source.metadata, f"document {source.doc_id!r}: metadata")
+        total = _count(sources, include, exclude)
+        return self._ingest(self._items(sources, include, exclude), namespace, metadata, progress, total)
+
+    def _ingest(
+        self,
+        items: Iterable[Document | SkippedFile],
+        namespace: str,
+        metadata: Mapping[str, Any] | None = None,
+        progress: Progress | None = None,
+        docs_total: int | None = None,
+        tracker: ProgressTracker | None = None,
+    ) -> IngestReport:
         with self._write_mutex:
             self._begin_write()
             embedder = self._get_embedder()
@@ -183,17 +198,38 @@ class LocalRAG:
                 self.store.set_meta("vector_space", getattr(embedder, "vector_space", embedder.name))
                 self.store.set_meta("dim", str(embedder.dim))
             if self._pipeline is None:
-                self._pipeline = IngestPipeline(self.store, embedder, self.settings)
+                self._pipeline = IngestPipeline(self.store, embedder, self.settings, self.events)
             report = self._pipeline.run(
-                self._items(sources, include, exclude),
+                items,
                 namespace=namespace,
                 metadata=metadata,
                 on_commit=self._apply,
                 progress=progress,
+                docs_total=docs_total,
+                tracker=tracker,
             )
             with self._rw.write():
                 self.indexes.save()
         return report
+
+    def sync(
+        self,
+        roots: str | Path | Sequence[str | Path],
+        *,
+        namespace: str = "",
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        default_excludes: bool = True,
+        dedup: bool = True,
+    ) -> SyncReport:
+        """Make the store match folders: new and changed files ingested, deleted ones removed, renames
+        keeping their documents, near-duplicates linked instead of indexed (see ``localrag.ingest.sync``)."""
+        from localrag.ingest.sync import Syncer, SyncOptions
+
+        _check_namespace(namespace)
+        listed = [roots] if isinstance(roots, (str, Path)) else list(roots)
+        options = SyncOptions(namespace, tuple(include), tuple(exclude), default_excludes, dedup)
+        return Syncer(self, options).reconcile(listed)
 
     def _items(
         self, sources: Source | Iterable[Source], include: Sequence[str], exclude: Sequence[str]
@@ -240,7 +276,10 @@ class LocalRAG:
             self._apply(result, None, [])
             with self._rw.write():
                 self.indexes.save()
-            return present
+        if self.events.active:
+            for doc_id in targets:
+                self.events.publish("delete", doc_id=doc_id, namespace=namespace)
+        return present
 
     def reindex(self, namespace: str | None = None) -> None:
         """Rebuild indexes from the store (the store is the truth; indexes are caches)."""
@@ -397,6 +436,18 @@ class LocalRAG:
         from localrag.answer.chat import ChatSession
 
         return ChatSession(self.answers, **options)
+
+
+def _count(sources: Source | Iterable[Source], include: Sequence[str], exclude: Sequence[str]) -> int | None:
+    """How many documents an ``add`` will see, for progress (None when a generator cannot be counted)."""
+    if isinstance(sources, (str, Path, Document)):
+        sources = [sources]
+    if not isinstance(sources, (list, tuple)):
+        return None
+    from localrag.ingest.discover import discover
+
+    paths = [s for s in sources if isinstance(s, (str, Path))]
+    return len(sources) - len(paths) + (len(discover(paths, include, exclude)[0]) if paths else 0)
 
 
 def _checked(item: Document | SkippedFile) -> Document | SkippedFile:

@@ -21,6 +21,8 @@ Points, in the order a write reaches them:
 - ``pinecone.delete.before_commit`` / ``pinecone.delete.after_commit``: ``RecordStore.delete``.
 - ``server.upload.before_add``: ``POST /v1/documents``, the upload parsed, before the engine sees it.
 - ``server.upload.after_add``: the engine acknowledged the upload, before the response is sent.
+- ``sync.mid_batch``: folder sync (``ingest/sync.py``), a batch of files' documents committed and
+  indexed, before the batch's file states are recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ POINTS = frozenset({
     "pinecone.delete.after_commit",
     "server.upload.before_add",
     "server.upload.after_add",
+    "sync.mid_batch",
 })
 
 

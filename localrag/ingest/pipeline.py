@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from localrag.config import Settings
+from localrag.events import EventBus, ProgressTracker
 from localrag.ingest.chunking import Chunker
 from localrag.protocols import Embedder
 from localrag.store.sqlite import PreparedDocument, SQLiteStore, WriteResult, index_text
@@ -41,8 +42,11 @@ def content_hash(document: Document, salt: str) -> str:
 
 
 class IngestPipeline:
-    def __init__(self, store: SQLiteStore, embedder: Embedder, settings: Settings) -> None:
+    def __init__(
+        self, store: SQLiteStore, embedder: Embedder, settings: Settings, events: EventBus | None = None
+    ) -> None:
         self.store = store
+        self.events = events or EventBus()
         self.embedder = embedder
         self.settings = settings
         self.chunker = Chunker(embedder.tokenizer, settings.chunk.chunk_tokens, settings.chunk.overlap_tokens)
@@ -56,8 +60,12 @@ class IngestPipeline:
         metadata: Mapping[str, Any] | None,
         on_commit: OnCommit,
         progress: Progress | None = None,
+        docs_total: int | None = None,
+        tracker: ProgressTracker | None = None,
     ) -> IngestReport:
+        """``tracker``: one shared across several runs (folder sync's batches) so progress spans them all."""
         started = time.perf_counter()
+        self._tracker = tracker or ProgressTracker(self.events, namespace, docs_total)
         states: dict[str, str] = {}
         skipped: list[SkippedFile] = []
         chunks_written = 0
@@ -68,6 +76,7 @@ class IngestPipeline:
             if isinstance(item, SkippedFile):
                 log.warning("skipped %s: %s", item.path, item.reason)
                 skipped.append(item)
+                self.events.publish("skip", path=item.path, namespace=namespace, reason=item.reason)
             else:
                 document = replace(item, metadata={**item.metadata, **metadata}) if metadata else item
                 batch[document.doc_id] = document  # a repeated id in one batch: the last one wins
@@ -109,6 +118,7 @@ class IngestPipeline:
             digest = content_hash(document, self.salt)
             if known.get(document.doc_id) == digest:
                 states[document.doc_id] = "unchanged"
+                self._tracker.documents_done(1)
             else:
                 pending.append((document, digest))
         group: list[tuple[Document, str, list[Any]]] = []
@@ -116,7 +126,10 @@ class IngestPipeline:
         for document, digest in pending:
             chunks = self.chunker.split(document)
             if not chunks:
-                skipped.append(SkippedFile(document.source or document.doc_id, "no text to index (empty document)"))
+                empty = SkippedFile(document.source or document.doc_id, "no text to index (empty document)")
+                skipped.append(empty)
+                self.events.publish("skip", doc_id=document.doc_id, path=empty.path, namespace=namespace,
+                                    reason=empty.reason)
                 continue
             group.append((document, digest, chunks))
             group_chunks += len(chunks)
@@ -136,13 +149,27 @@ class IngestPipeline:
         if not group:
             return 0
         texts = [index_text(doc.title, chunk.text) for doc, _, chunks in group for chunk in chunks]
-        vectors = self.embedder.embed_documents(texts)
+        vectors = self._embed(texts, len(group))
         prepared, offset = [], 0
         for doc, digest, chunks in group:
             prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset : offset + len(chunks)]))
             offset += len(chunks)
         result = self.store.write_documents(namespace, prepared, self.embedder.dim)
         on_commit(result, vectors, texts)
-        for doc, _, _ in group:
+        for doc, _, chunks in group:  # published after the indexes took the write: the document is searchable
             states[doc.doc_id] = "updated" if doc.doc_id in known else "added"
+            self.events.publish("update" if doc.doc_id in known else "ingest", doc_id=doc.doc_id, path=doc.source,
+                                namespace=namespace, data={"chunks": len(chunks)})
+        self._tracker.documents_done(len(group))
         return len(texts)
+
+    def _embed(self, texts: list[str], documents: int) -> np.ndarray:
+        """Embed in slices of the embedder's batch size, so progress moves as chunks are embedded
+        rather than once per committed group (one large file is one group)."""
+        self._tracker.start_group(documents, len(texts))
+        step = max(1, self.settings.embed.batch_size) if self.events.active else max(1, len(texts))
+        parts = []
+        for start in range(0, len(texts), step):
+            parts.append(np.asarray(self.embedder.embed_documents(texts[start : start + step]), dtype=np.float32))
+            self._tracker.embedded(len(parts[-1]))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]

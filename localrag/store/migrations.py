@@ -69,6 +69,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_namespace ON feedback (namespace, query);
     """,
+    # 3: what folder sync last saw of each file (ingest/sync.py), so an unchanged file is judged by
+    # one stat (size, mtime) without reading it. status: indexed | duplicate | skipped.
+    """
+    CREATE TABLE file_states (
+        namespace TEXT NOT NULL,
+        path TEXT NOT NULL,
+        root TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('indexed', 'duplicate', 'skipped')),
+        doc_ids TEXT NOT NULL DEFAULT '[]',
+        duplicate_of TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        signature BLOB,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (namespace, path)
+    );
+    CREATE INDEX file_states_root ON file_states (namespace, root);
+    CREATE INDEX file_states_sha ON file_states (namespace, sha256);
+    """,
 )
 
 
