@@ -178,6 +178,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         async with inner(app) as state:
+            if owned:
+                # Loading the embedder holds the GIL for most of a second: do it before the server
+                # says it is ready, not in the middle of the first ingest while /healthz waits.
+                await run_in_threadpool(_warm_up, engine)
             flusher = asyncio.create_task(_flush_metrics(ctx))
             try:
                 yield state
@@ -193,6 +197,13 @@ def create_app(
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _warm_up(engine: LocalRAG) -> None:
+    try:
+        _ = engine.embedder
+    except LocalRagError as e:  # a missing model is reported on the requests that need it
+        log.warning("embedder not loaded at start: %s", e)
 
 
 def _save_metrics(ctx: ServerContext) -> None:

@@ -237,3 +237,16 @@ def test_short_api_keys_are_refused_at_start(tmp_path: Path) -> None:
             create_app(tmp_path / "d", keys)
     with pytest.raises(ConfigError, match="without an API key"):
         serve(tmp_path / "d", host="0.0.0.0", port=1, api_keys=[" ", ""])
+
+
+@pytest.mark.model
+def test_the_server_loads_its_embedder_before_it_is_ready(tmp_path: Path) -> None:
+    # Loading holds the GIL for most of a second; done at start, it never stalls /healthz mid-ingest.
+    from starlette.testclient import TestClient
+
+    app = create_app(tmp_path / "data")
+    engine = app.state.rag.rag
+    assert engine._embedder is None
+    with TestClient(app) as client:
+        assert engine._embedder is not None
+        assert client.get("/healthz").status_code == 200
