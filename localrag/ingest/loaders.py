@@ -256,6 +256,9 @@ FORMAT_LOADERS: dict[str, str] = {
     ".ods": "tables:load_workbook",
     ".csv": "tables:load_delimited",
     ".tsv": "tables:load_delimited",
+    ".eml": "mail:load_eml",
+    ".mbox": "mail:load_mbox",
+    ".msg": "mail:load_msg",
 }
 
 
