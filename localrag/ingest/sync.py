@@ -100,6 +100,11 @@ def _root(path: str | Path) -> Path:
     return Path(os.path.realpath(root))
 
 
+def _visible(rel: Path) -> bool:
+    """Hidden entries (a name starting with '.') are never synced, at any depth."""
+    return not any(part.startswith(".") for part in rel.parts)
+
+
 class Syncer:
     def __init__(self, rag: LocalRAG, options: SyncOptions) -> None:
         self.rag = rag
@@ -165,7 +170,10 @@ class Syncer:
         ns = self.options.namespace
         seen: dict[str, _Seen] = {}
         known: dict[str, FileState] = {}
-        scoped = None if scope is None else [Path(os.path.abspath(p)) for p in scope]
+        scoped = None if scope is None else [
+            Path(os.path.abspath(p)) for p in scope
+            if not os.path.abspath(p).startswith(self.data_dir + os.sep) and os.path.abspath(p) != self.data_dir
+        ]  # fmt: skip
         for raw in roots:
             root = _root(raw)
             rules = IgnoreRules(root, self.options.include, self.options.exclude,
@@ -175,11 +183,14 @@ class Syncer:
             for start in starts:
                 prefix = start.as_posix()
                 if start.is_dir() and not start.is_symlink():
-                    if start != root and not rules.enter(start.relative_to(root).as_posix()):
+                    rel = start.relative_to(root)
+                    if start != root and not (_visible(rel) and rules.enter(rel.as_posix())):
                         found: Iterable[_Seen] = ()
                     else:
                         found = self._walk(root, start, rules, run)
-                elif start != root and rules.keep(start.relative_to(root).as_posix()):
+                elif start != root and _visible(start.relative_to(root)) and rules.keep(
+                    start.relative_to(root).as_posix()
+                ):
                     found = list(self._walk_one(root, start, run))
                 else:
                     found = ()
@@ -187,6 +198,8 @@ class Syncer:
                     seen[item.path] = item
                 known.update({p: s for p, s in recorded.items() if p == prefix or p.startswith(prefix + "/")})
         self._apply(seen, known, run)
+        if scoped is None:
+            self._sweep([_root(r).as_posix() for r in roots], run)
         report = SyncReport(
             tuple(run.added), tuple(run.updated), run.unchanged, tuple(run.deleted), tuple(run.renamed),
             tuple(run.duplicates), tuple(run.skipped), tuple(dict.fromkeys(run.retry)),
@@ -198,6 +211,23 @@ class Syncer:
             "skipped": len(report.skipped), "retry": len(report.retry), "seconds": report.seconds,
         })  # fmt: skip
         return report
+
+    def _sweep(self, roots: list[str], run: _Run) -> None:
+        """Delete documents that name a synced root but no file state: a sync killed after a batch
+        committed but before its states were written, whose files then vanished, leaves such orphans."""
+        ns = self.options.namespace
+        ns_id = self.rag.store.namespace_id(ns)
+        if ns_id is None:
+            return
+        self.rag._sync()  # the filter table must reflect the store before it is asked
+        orphans: set[str] = set()
+        for root in roots:
+            held = {d for state in self.states.under(ns, root).values() for d in state.doc_ids}
+            orphans.update(d for d in self.rag.retriever.matching_doc_ids(ns_id, {"root": root}) if d not in held)
+        if orphans:
+            log.info("sync: removing %d documents whose files vanished without a recorded state", len(orphans))
+            self.rag.delete(doc_ids=sorted(orphans), namespace=ns)
+            run.deleted.extend(sorted(orphans))
 
     def _walk_one(self, root: Path, path: Path, run: _Run) -> Iterator[_Seen]:
         try:
