@@ -77,6 +77,14 @@ class IngestSettings:
     max_unzipped_mb: float = 256.0  # zip-based formats (docx, xlsx, epub, ...): all members, nested ones too
     max_zip_ratio: float = 100.0  # unpacked bytes per file byte, judged above 8 MB unpacked
     max_pdf_pages: int = 5000  # 0: no limit
+    # Images, scanned PDFs and audio/video run models in the worker (ingest/formats/): they get their own bounds.
+    ocr_timeout_s: float = 600.0  # wall time per image or PDF file (OCR is ~1 s a page on one core)
+    media_timeout_s: float = 3600.0  # wall time per audio/video file (whisper-base: ~0.1-0.2 x real time)
+    media_memory_mb: int = 4096  # the worker's address space while it runs OCR or speech models (0: no limit)
+    ocr_language: str = "eng"  # Tesseract language(s), e.g. "eng+deu" (each needs its tesseract-ocr-* package)
+    speech_model: str = "whisper-base"  # a registry name (localrag models) or a CTranslate2 Whisper folder
+    speech_language: str = ""  # "" detects the language per file; "en", "de", ... forces it
+    media_threads: int = 0  # CPU threads for OCR and speech (0: all cores; use 1 in tests)
 
 
 @dataclass(frozen=True, slots=True)

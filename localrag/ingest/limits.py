@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from localrag.ingest.errors import ParseLimitError
 
-__all__ = ["ZIP_MAGIC", "ParseLimits", "check_pdf_pages", "check_zip", "human_size"]
+__all__ = ["MEDIA_SUFFIXES", "OCR_SUFFIXES", "ZIP_MAGIC", "ParseLimits", "check_pdf_pages", "check_zip", "human_size"]
 
 MB = 1024 * 1024
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty archive
@@ -26,15 +26,44 @@ _MAX_MEMBERS = 20_000  # each member costs a ZipInfo and, in python-docx, a part
 _MAX_NESTING = 3  # zip inside zip inside zip: legit files embed one level (a chart's workbook in a DOCX)
 
 
+# Files whose parsing runs a model (OCR or speech) in the worker: slower and bigger than text parsing.
+OCR_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"})
+MEDIA_SUFFIXES = frozenset({".mp3", ".wav", ".m4a", ".ogg", ".oga", ".opus", ".flac", ".mp4", ".webm"})
+
+
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    """Bounds for parsing one file. A zero ``timeout_s`` or ``memory_mb`` means no bound."""
+    """Bounds for parsing one file, and the few options the worker's model-backed loaders need (OCR
+    language, speech model and language, threads). A zero ``timeout_s`` or ``memory_mb`` means no bound."""
 
     timeout_s: float = 60.0
     memory_mb: int = 2048
     max_unzipped_mb: float = 256.0
     max_zip_ratio: float = 100.0
     max_pdf_pages: int = 5000
+    ocr_timeout_s: float = 600.0
+    media_timeout_s: float = 3600.0
+    media_memory_mb: int = 4096
+    ocr_language: str = "eng"
+    speech_model: str = "whisper-base"
+    speech_language: str = ""
+    media_threads: int = 0
+
+    def for_file(self, path: Path) -> ParseLimits:
+        """The limits that apply to ``path``: OCR and speech get their own time and memory.
+
+        PDFs count as OCR work because any page may be a scan; the page-count limit still bounds them.
+        """
+        suffix = path.suffix.lower()
+        if suffix in MEDIA_SUFFIXES:
+            timeout = self.media_timeout_s
+        elif suffix in OCR_SUFFIXES or suffix == ".pdf":
+            timeout = self.ocr_timeout_s
+        else:
+            return self
+        memory = max(self.memory_mb, self.media_memory_mb) if self.memory_mb and self.media_memory_mb else 0
+        return replace(self, timeout_s=max(self.timeout_s, timeout) if self.timeout_s and timeout else 0.0,
+                       memory_mb=memory)
 
     @classmethod
     def from_settings(cls, ingest: Any) -> ParseLimits:
@@ -45,6 +74,13 @@ class ParseLimits:
             max_unzipped_mb=float(ingest.max_unzipped_mb),
             max_zip_ratio=float(ingest.max_zip_ratio),
             max_pdf_pages=int(ingest.max_pdf_pages),
+            ocr_timeout_s=float(ingest.ocr_timeout_s),
+            media_timeout_s=float(ingest.media_timeout_s),
+            media_memory_mb=int(ingest.media_memory_mb),
+            ocr_language=str(ingest.ocr_language),
+            speech_model=str(ingest.speech_model),
+            speech_language=str(ingest.speech_language),
+            media_threads=int(ingest.media_threads),
         )
 
 

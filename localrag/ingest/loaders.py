@@ -141,25 +141,39 @@ def _load_pdf(data: bytes, path: Path, limits: ParseLimits) -> tuple[str, str, d
     except Exception as e:  # pypdf raises many types for damaged files
         raise LoaderError(path, f"cannot read PDF: {type(e).__name__}: {e}") from e
     parts: list[str] = []
-    starts: list[int] = []
-    offset = 0
     for number, page in enumerate(pages, start=1):
         try:
-            page_text = _normalise(page.extract_text() or "").strip()
+            parts.append(_normalise(page.extract_text() or "").strip())
         except Exception as e:
             raise LoaderError(path, f"cannot extract text of page {number}: {type(e).__name__}: {e}") from e
+    from localrag.ingest.formats.pdf import ocr_missing_pages  # pages without a text layer: OCR of their images
+
+    scanned = ocr_missing_pages(pages, parts, path, limits)
+    starts: list[int] = []
+    boxes: list[list[Any]] = []
+    offset = 0
+    for index, page_text in enumerate(parts):
+        if index in scanned.pages:
+            page_text = parts[index] = scanned.pages[index].text
+            boxes.extend([index + 1, offset + b.char_start, offset + b.char_end, *b.box]
+                         for b in scanned.pages[index].blocks)
         starts.append(offset)
-        parts.append(page_text)
         offset += len(page_text) + 2  # the "\n\n" joining pages
     text = "\n\n".join(parts)
-    _check_not_empty(text, path, "empty: the PDF has no extractable text (scanned images?)")
+    if scanned.problem:
+        log.warning("%s: %s", path, scanned.problem)
+    _check_not_empty(text, path, f"empty: {scanned.problem}" if scanned.problem else
+                     "empty: the PDF has no extractable text (scanned images?)")
     title = ""
     try:
-        meta = reader.metadata
-        title = str(meta.get("/Title") or "").strip() if meta is not None else ""
+        info = reader.metadata
+        title = str(info.get("/Title") or "").strip() if info is not None else ""
     except Exception as e:  # broken metadata must not lose a readable document
         log.debug("%s: unreadable PDF metadata: %s", path, e)
-    return text, title, {"file_type": "pdf", "pages": len(pages)}, tuple(starts)
+    meta: dict[str, Any] = {"file_type": "pdf", "pages": len(pages)}
+    if scanned.pages:  # where each OCR'd paragraph sits: see ingest/formats/image.py
+        meta.update(ocr_pages=sorted(i + 1 for i in scanned.pages), ocr_engine=scanned.engine, ocr_boxes=boxes)
+    return text, title, meta, tuple(starts)
 
 
 def _declared_pages(reader: Any) -> int | None:
@@ -256,6 +270,21 @@ FORMAT_LOADERS: dict[str, str] = {
     ".ods": "tables:load_workbook",
     ".csv": "tables:load_delimited",
     ".tsv": "tables:load_delimited",
+    ".png": "image:load_image",
+    ".jpg": "image:load_image",
+    ".jpeg": "image:load_image",
+    ".webp": "image:load_image",
+    ".tif": "image:load_image",
+    ".tiff": "image:load_image",
+    ".mp3": "media:load_media",
+    ".wav": "media:load_media",
+    ".m4a": "media:load_media",
+    ".ogg": "media:load_media",
+    ".oga": "media:load_media",
+    ".opus": "media:load_media",
+    ".flac": "media:load_media",
+    ".mp4": "media:load_media",
+    ".webm": "media:load_media",
     ".eml": "mail:load_eml",
     ".mbox": "mail:load_mbox",
     ".msg": "mail:load_msg",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from localrag.ingest.errors import FileTooLargeError, LoaderError, ParseLimitError, WorkerError
-from localrag.ingest.limits import ParseLimits
+from localrag.ingest.limits import MEDIA_SUFFIXES, OCR_SUFFIXES, ParseLimits
 from localrag.ingest.worker import HEADER, document_from_json
 from localrag.types import Document
 
@@ -77,6 +77,7 @@ class ParserPool:
             if self._closed:
                 raise LoaderError(path, "not parsed: the parser pool is closed")
             self._interrupted = False
+            limits = limits.for_file(path)  # OCR and speech get their own time and memory
             proc = self._worker(limits.memory_mb)
             request = json.dumps({"path": str(path), "max_bytes": max_bytes, "limits": asdict(limits)}).encode()
             deadline = time.monotonic() + limits.timeout_s if limits.timeout_s > 0 else None
@@ -87,7 +88,7 @@ class ParserPool:
                     self._kill()
             except _TimedOut:
                 self._kill()
-                took = f"parsing took longer than {limits.timeout_s:g} s (ingest.parse_timeout_s)"
+                took = f"parsing took longer than {limits.timeout_s:g} s ({_timeout_setting(path)})"
                 raise ParseLimitError(path, f"{took}; the parser was stopped") from None
             except (_WorkerGone, OSError, ValueError):
                 code = self._kill()
@@ -157,6 +158,13 @@ class ParserPool:
             if stream is not None:
                 stream.close()
         return proc.wait()
+
+
+def _timeout_setting(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in MEDIA_SUFFIXES:
+        return "ingest.media_timeout_s"
+    return "ingest.ocr_timeout_s" if suffix in OCR_SUFFIXES or suffix == ".pdf" else "ingest.parse_timeout_s"
 
 
 def _worker_env() -> dict[str, str]:

@@ -60,7 +60,7 @@ def test_registry_lists_every_model_with_its_package() -> None:
     for spec in all_specs():
         assert spec.license and spec.description and spec.module
         assert all("==" in requirement for requirement in spec.package.split())
-        assert spec.kind in ("embedding", "llm", "reranker")
+        assert spec.kind in ("embedding", "llm", "reranker", "speech")
         assert (spec.dim > 0) == (spec.kind == "embedding")
 
 
