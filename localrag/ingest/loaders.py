@@ -288,6 +288,10 @@ FORMAT_LOADERS: dict[str, str] = {
     ".eml": "mail:load_eml",
     ".mbox": "mail:load_mbox",
     ".msg": "mail:load_msg",
+    ".pptx": "office:load_pptx",
+    ".odt": "office:load_odt",
+    ".rtf": "office:load_rtf",
+    ".epub": "ebook:load_epub",
 }
 
 
