@@ -81,6 +81,35 @@ def test_cli_commands_make_no_network_calls_at_the_syscall_level(tmp_path: Path)
     assert not list(tmp_path.glob("*.ses")), "onnxruntime left a telemetry session file in the working directory"
 
 
+@pytest.mark.model
+def test_ocr_and_transcription_make_no_network_calls_at_the_syscall_level(tmp_path: Path) -> None:
+    """``localrag ingest`` of an image, an image-only PDF and a WAV: Tesseract, faster-whisper (whose library
+    can fetch models from the Hugging Face hub) and PyAV all run in the parser worker, traced with it."""
+    from media_fixtures import PAGE_ONE, PAGE_TWO, require, write_image_pdf, write_png, write_speech
+
+    if shutil.which("strace") is None:
+        pytest.fail("strace is not installed; scripts/setup.sh installs it (apt-get install -y strace)")
+    require("tesseract", "apt-get install -y tesseract-ocr tesseract-ocr-eng")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_png(docs / "memo.png", PAGE_ONE)
+    write_image_pdf(docs / "scan.pdf", [PAGE_ONE, PAGE_TWO])
+    write_speech(docs / "talk.wav")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LOCALRAG_EMBED__THREADS": "1", "LOCALRAG_INGEST__MEDIA_THREADS": "1"}
+    for name in ("ORT_DISABLE_TELEMETRY", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        env.pop(name, None)  # localrag must set them itself
+    log = tmp_path / "ingest.strace"
+    command = [sys.executable, "-m", "localrag.cli", "--data", str(tmp_path / "data"), "ingest", str(docs)]
+    done = subprocess.run([*STRACE, "-o", str(log), *command], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, f"ingest failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert "added 3," in done.stdout, done.stdout + done.stderr  # nothing skipped
+    traced = log.read_text(errors="replace")
+    _check_traced(log)
+    assert "tesseract" in traced, "the OCR program did not run under the trace"
+    assert syscall_violations(traced) == []
+
+
 def _serve_one_search(tmp_path: Path, cli: list[str], env: dict[str, str]) -> list[str]:
     log = tmp_path / "serve.strace"
     port = free_port()
