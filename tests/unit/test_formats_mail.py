@@ -79,7 +79,7 @@ def test_eml_headers_body_and_attachments_linked_both_ways(tmp_path: Path) -> No
     sheet, notes = attached
     assert sheet.doc_id == f"{path.as_posix()}#attachment=1:numbers.xlsx#sheet=Q3&rows=2-2"
     assert sheet.title == "numbers.xlsx: sheet Q3, rows 2-2"
-    assert sheet.text == "Metric | Value\nARR | 1500000"
+    assert sheet.text == "Sheet Q3, rows 2-2\nMetric | Value\nARR | 1500000"
     assert notes.text == "meeting notes: the pelican budget" and notes.title == "notes.txt"
     for d in attached:
         assert d.metadata["attachment_of"] == d.metadata["parent_doc_id"] == mail.doc_id

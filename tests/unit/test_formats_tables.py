@@ -52,7 +52,9 @@ def test_xlsx_one_document_per_row_block_with_sheet_rows_and_header(tmp_path: Pa
     covered: list[int] = []
     for d in revenue:
         first, last = d.metadata["row_start"], d.metadata["row_end"]
-        assert d.text.splitlines()[0] == "Account | Region | Q1 ARR | Q3 ARR"  # the header leads every block
+        lines = d.text.splitlines()
+        assert lines[0] == f"Sheet Revenue, rows {first}-{last}"
+        assert lines[1] == "Account | Region | Q1 ARR | Q3 ARR"  # the header leads every block
         assert d.metadata["header_row"] == 1 and d.metadata["sheet_index"] == 2
         assert d.title == f"book.xlsx: sheet Revenue, rows {first}-{last}"
         assert d.doc_id == f"{path.as_posix()}#sheet=Revenue&rows={first}-{last}"
@@ -60,7 +62,7 @@ def test_xlsx_one_document_per_row_block_with_sheet_rows_and_header(tmp_path: Pa
         assert d.metadata["file_type"] == "xlsx"
         assert len(d.text) <= BLOCK_CHARS
         # Row numbers are the sheet's own: the row on line k of the block is sheet row first + k - 1.
-        body = d.text.splitlines()[1:]
+        body = lines[2:]
         assert len(body) == last - first + 1
         for k, line in enumerate(body):
             assert line.startswith(f"account-{first + k - 2:03d} | ")
@@ -69,7 +71,9 @@ def test_xlsx_one_document_per_row_block_with_sheet_rows_and_header(tmp_path: Pa
     row_12 = next(d for d in revenue if d.metadata["row_start"] <= 12 <= d.metadata["row_end"])
     assert "account-010 | APAC | 1010 | 2010.5" in row_12.text  # whole floats read as integers, others kept
     summary = sheets["Summary"]
-    assert [(d.text, d.metadata["row_start"], d.metadata["row_end"]) for d in summary] == [("Total | 99", 1, 1)]
+    assert [(d.text, d.metadata["row_start"], d.metadata["row_end"]) for d in summary] == [
+        ("Sheet Summary, rows 1-1\nTotal | 99", 1, 1)
+    ]
 
 
 def test_rows_keep_their_sheet_numbers_when_the_table_starts_lower(tmp_path: Path) -> None:
@@ -79,7 +83,7 @@ def test_rows_keep_their_sheet_numbers_when_the_table_starts_lower(tmp_path: Pat
     [doc] = parse_file(path)
     assert doc.metadata["header_row"] == 5
     assert (doc.metadata["row_start"], doc.metadata["row_end"]) == (6, 8)  # the empty row 7 is dropped
-    assert doc.text == "Name | Score\nAnn | 3\nBob | 4.5"
+    assert doc.text == "Sheet Data, rows 6-8\nName | Score\nAnn | 3\nBob | 4.5"
 
 
 def test_xls_and_ods(tmp_path: Path) -> None:
@@ -94,7 +98,7 @@ def test_xls_and_ods(tmp_path: Path) -> None:
             sheet.write(r + 2, c, value)
     book.save(str(tmp_path / "old.xls"))
     [xls] = parse_file(tmp_path / "old.xls")
-    assert xls.text == "Name | Score\nAnn | 3\nBob | 4.5"
+    assert xls.text == "Sheet Old, rows 4-5\nName | Score\nAnn | 3\nBob | 4.5"
     assert (xls.metadata["sheet"], xls.metadata["row_start"], xls.metadata["row_end"]) == ("Old", 4, 5)
     assert xls.metadata["file_type"] == "xls"
 
@@ -104,20 +108,20 @@ def test_xls_and_ods(tmp_path: Path) -> None:
     ods.body.append(table)
     ods.save(str(tmp_path / "costs.ods"))
     [doc] = load_file(tmp_path / "costs.ods")
-    assert doc.text == "Item | Cost\nRent | 1200\nPower | 99.5"
+    assert doc.text == "Sheet Costs, rows 2-3\nItem | Cost\nRent | 1200\nPower | 99.5"
     assert (doc.metadata["sheet"], doc.metadata["row_start"], doc.metadata["row_end"]) == ("Costs", 2, 3)
 
 
 def test_csv_sniffs_the_delimiter_and_tsv_uses_tabs(tmp_path: Path) -> None:
     (tmp_path / "semi.csv").write_text('city;population\nOslo;709000\n"New\nYork";8300000\n', encoding="utf-8")
     [doc] = load_file(tmp_path / "semi.csv")
-    assert doc.text == "city | population\nOslo | 709000\nNew York | 8300000"
+    assert doc.text == "Rows 2-3\ncity | population\nOslo | 709000\nNew York | 8300000"
     assert doc.title == "semi.csv: rows 2-3"
     assert "sheet" not in doc.metadata and doc.metadata["file_type"] == "csv"
     assert doc.doc_id.endswith("semi.csv#rows=2-3")
     (tmp_path / "t.tsv").write_text("a,b\tc\n1,5\t2\n", encoding="utf-8")
     [tsv] = parse_file(tmp_path / "t.tsv")
-    assert tsv.text == "a,b | c\n1,5 | 2"  # the comma is data in a tsv
+    assert tsv.text == "Rows 2-2\na,b | c\n1,5 | 2"  # the comma is data in a tsv
 
 
 def test_blocks_split_by_size_and_a_long_row_stands_alone() -> None:

@@ -1,7 +1,8 @@
 """Spreadsheets and delimited text (xlsx, xlsm, xls, ods, csv, tsv): one document per block of rows.
 
-Each block starts with the sheet's header row (its first row with a value), so a chunk that holds "ARR | 1.5M"
-also holds the "Metric | Q3" above it and a question about "Q3 ARR" can find it. Blocks are small enough to fit
+Each block starts with a line naming the sheet and rows ("Sheet Q3, rows 2-9"), then the sheet's header row
+(its first row with a value), so a chunk that holds "ARR | 1.5M" also holds the "Metric | Value" above it and
+the sheet it is on, and a question about "Q3 ARR" can find it. Blocks are small enough to fit
 one chunk at the default chunk size, so the chunker does not cut a block away from its header. Every document
 names its sheet and the sheet's own row numbers (``sheet``, ``row_start``, ``row_end`` in the metadata, and the
 title "book.xlsx: sheet Q3, rows 2-9"), so a citation points at the rows.
@@ -99,11 +100,15 @@ def _documents(path: Path, file_type: str, sheets: Iterable[tuple[str, Iterable[
     documents: list[Document] = []
     named = file_type not in ("csv", "tsv")
     for index, (sheet, rows) in enumerate(sheets, start=1):
-        for (head_number, head), block in row_blocks(rows):
+        # The first line names the sheet and rows: a title is not part of the passage a generator reads, so
+        # without it "Q3" would be nowhere in the text of sheet Q3's rows. Its length comes off the budget.
+        budget = BLOCK_CHARS - len(f"Sheet {sheet}, rows 1048576-1048576\n")
+        for (head_number, head), block in row_blocks(rows, max_chars=budget):
             first = block[0][0] if block else head_number
             last = block[-1][0] if block else head_number
-            lines = [_SEPARATOR.join(head)] + [_SEPARATOR.join(cells) for _, cells in block]
             where = f"sheet {sheet}, rows {first}-{last}" if named else f"rows {first}-{last}"
+            lines = [where[0].upper() + where[1:], _SEPARATOR.join(head)]
+            lines += [_SEPARATOR.join(cells) for _, cells in block]
             meta: dict[str, Any] = {
                 "file_type": file_type,
                 "row_start": first,
