@@ -164,3 +164,19 @@ def test_an_xlsx_bomb_is_refused_before_calamine_opens_it(tmp_path: Path) -> Non
     with pytest.raises(ParseLimitError) as info:
         load_file(tmp_path / "bomb.xlsx", limits=ParseLimits(max_unzipped_mb=16))
     assert "zip bomb" in info.value.reason
+
+
+def test_a_sheet_spanning_the_whole_grid_costs_the_worker_not_the_engine(tmp_path: Path) -> None:
+    # calamine holds a sheet's used range densely: two corner cells ask for 17 billion. The allocation fails
+    # under the worker's memory limit (Rust aborts), the file is skipped with the reason, the next file loads.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active["A1"] = "top left"
+    book.active["XFD1048576"] = "bottom right"
+    book.save(tmp_path / "corners.xlsx")
+    with pytest.raises(LoaderError) as info:
+        load_file(tmp_path / "corners.xlsx", limits=ParseLimits(memory_mb=1024))
+    assert "the parser process died" in info.value.reason and "ingest.parse_memory_mb" in info.value.reason
+    [doc] = load_file(xlsx(tmp_path / "fine.xlsx", {"S": [["a", "b"], [1, 2]]}), limits=ParseLimits(memory_mb=1024))
+    assert doc.text == "Sheet S, rows 2-2\na | b\n1 | 2"
