@@ -1,6 +1,6 @@
 """The ``localrag`` command line. Bad input exits non-zero with a one-line reason.
 
-One module per group of commands (core, answers, serve, data), plus the groups other packages
+One module per group of commands (core, answers, serve, data, library), plus the groups other packages
 register (eval, rerank, embed); each command's handler is set with ``set_defaults(handler=...)``.
 """
 
@@ -25,7 +25,7 @@ __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from localrag.cli import answers, core, data, serve
+    from localrag.cli import answers, core, data, library, serve
     from localrag.embed.commands import add_commands as add_embed_commands  # train-embedder, reembed
     from localrag.eval.commands import add_commands as add_eval_commands  # eval, tune
     from localrag.rerank.commands import add_commands as add_rerank_commands  # train-reranker, feedback
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rerank_commands(sub)
     add_embed_commands(sub)
     data.add_commands(sub)
+    library.add_commands(sub)  # sync, watch
     return parser
 
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from localrag.cli.common import json_arg, open_rag, progress_bar, search_options
+from localrag.cli.common import json_arg, open_rag, search_options
+from localrag.cli.progress import event_progress
 from localrag.errors import InvalidInputError, NotFoundError
 
 
@@ -67,17 +68,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:  # checked before the data directory is opened, so a typo writes nothing
         raise NotFoundError(f"no such file or directory: {', '.join(missing)}")
-    update, close = progress_bar("ingest")
     quiet = _SkipLogFilter()
     handlers = logging.getLogger().handlers
     for handler in handlers:
         handler.addFilter(quiet)
     try:
-        with open_rag(args) as rag:
+        with open_rag(args) as rag, event_progress(rag, "ingest"):
             report = rag.add(args.paths, namespace=args.namespace, metadata=args.metadata,
-                             include=args.include, exclude=args.exclude, progress=update)
+                             include=args.include, exclude=args.exclude)
     finally:
-        close()
         for handler in handlers:
             handler.removeFilter(quiet)
     summary = {

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from localrag.errors import DependencyMissingError
+from localrag.errors import DependencyMissingError, NotFoundError
 
 
 def add_commands(sub: Any) -> None:
@@ -21,6 +21,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--port", type=int, default=5080, help="TCP port (default 5080; 0: any free port, printed)")
     p.add_argument("--api-key", action="append", default=[], dest="api_keys",
                    help="an accepted Api-Key (repeatable; also $LOCALRAG_API_KEYS, comma-separated)")
+    p.add_argument("--watch", action="append", default=[], metavar="DIR",
+                   help="keep this folder in sync while serving, as `localrag watch` does (repeatable)")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -45,6 +47,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     env_keys = [k.strip() for k in os.environ.get("LOCALRAG_API_KEYS", "").split(",") if k.strip()]
     keys = list(args.api_keys) + env_keys
+    missing = [d for d in args.watch if not Path(d).is_dir()]
+    if missing:
+        raise NotFoundError(f"--watch: not a folder: {', '.join(missing)}")
     shown = split_keys(load_settings(Path(args.data)).server.api_keys, keys)
     auth = f"API keys on ({len(shown)})" if shown else "API keys off (only loopback clients can reach it)"
 
@@ -54,9 +59,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     stopped_by = "shut down"
     try:
-        print(f"localrag serve: data directory {args.data}; {auth}", flush=True)
+        watching = f"; watching {', '.join(args.watch)}" if args.watch else ""
+        print(f"localrag serve: data directory {args.data}; {auth}{watching}", flush=True)
         with _announce_when_listening(uvicorn, _print_ready):
-            serve(args.data, args.host, args.port, keys)
+            serve(args.data, args.host, args.port, keys, watch=args.watch)
     except _Stopped as stop:
         stopped_by = signal.Signals(stop.sig).name
     finally:

@@ -100,3 +100,27 @@ class Watcher:
             attempts = self._retry.get(path, (0, 0.0))[0] + 1
             self._retry[path] = (attempts, now + min(RETRY_FIRST_S * 2 ** (attempts - 1), RETRY_MAX_S))
         return report
+
+
+class WatchThread:
+    """A ``Watcher`` on a daemon thread, for ``localrag serve --watch``: the server keeps serving while
+    the folders are reconciled and watched, through the same engine (its one writer)."""
+
+    def __init__(self, rag: LocalRAG, roots: Sequence[str | Path], options: SyncOptions | None = None) -> None:
+        self.watcher = Watcher(rag, roots, options)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="localrag-watch", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.watcher.run(on_ready=lambda _: self.ready.set())
+        except Exception:  # the server stays up without the watch; the log says why
+            log.exception("watch stopped by an error")
+
+    def start(self) -> WatchThread:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        self.watcher.stop()
+        self.thread.join(timeout_s)

@@ -30,10 +30,11 @@ from localrag.config import Settings, load_settings
 from localrag.engine import LocalRAG
 from localrag.errors import ConfigError, InvalidInputError, LocalRagError, RateLimitedError, http_status_for
 from localrag.ingest.sandbox import interrupt_parsing
+from localrag.ingest.watch import WatchThread
 from localrag.metrics import SNAPSHOT_FILE, Metrics
 from localrag.pinecone import server as pinecone_server
 from localrag.pinecone.server import is_loopback
-from localrag.server import openai_chat, routes
+from localrag.server import events_route, openai_chat, routes
 from localrag.server.connections import uvicorn_options
 from localrag.server.context import ServerContext, context_of
 from localrag.server.docs import DOCS_PATHS, docs_router
@@ -137,8 +138,10 @@ def create_app(
     *,
     settings: Settings | None = None,
     rag: LocalRAG | None = None,
+    watch: Sequence[str | Path] = (),
 ) -> FastAPI:
-    """The server app over ``data_dir``. Keys: ``api_keys`` plus ``server.api_keys``.
+    """The server app over ``data_dir``. Keys: ``api_keys`` plus ``server.api_keys``. ``watch``: folders
+    kept in sync while it runs (``localrag.ingest.watch``).
 
     A ``rag`` passed in is used as is and left open (tests pass one with a fake generator).
     """
@@ -158,6 +161,7 @@ def create_app(
     app.include_router(openai_chat.router())
     app.include_router(routes.ops_router())
     app.include_router(docs_router(app, docs_guard))
+    app.include_router(events_route.router())  # GET /v1/events (issue 19)
     install_openapi(app, secured=bool(keys))
     remove_stale_uploads(engine.path)
     app.add_exception_handler(LocalRagError, _error_response)
@@ -183,9 +187,12 @@ def create_app(
                 # says it is ready, not in the middle of the first ingest while /healthz waits.
                 await run_in_threadpool(_warm_up, engine)
             flusher = asyncio.create_task(_flush_metrics(ctx))
+            watching = WatchThread(engine, watch).start() if watch else None
             try:
                 yield state
             finally:
+                if watching is not None:
+                    await run_in_threadpool(watching.stop)
                 interrupt_parsing()  # an upload mid-parse would otherwise hold the exit for ingest.parse_timeout_s
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -223,7 +230,7 @@ async def _flush_metrics(ctx: ServerContext) -> None:
 
 
 def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_keys: Sequence[str] = (),
-          settings: Settings | None = None) -> None:
+          settings: Settings | None = None, watch: Sequence[str | Path] = ()) -> None:
     """Run the server (blocks). Without an API key it binds only a loopback address."""
     settings = settings or load_settings(Path(data_dir))
     keys = split_keys(settings.server.api_keys, api_keys)
@@ -240,7 +247,8 @@ def serve(data_dir: str | Path, host: str = "127.0.0.1", port: int = 5080, api_k
             super().handle_exit(sig, frame)
 
     # uvicorn's access log is off: the optional JSON line per request (server.json_log) replaces it.
-    server = StoppingServer(uvicorn.Config(create_app(data_dir, keys, settings=settings), host=host, port=port,
+    app = create_app(data_dir, keys, settings=settings, watch=watch)
+    server = StoppingServer(uvicorn.Config(app, host=host, port=port,
                                            log_level="warning", access_log=False,
                                            **uvicorn_options(settings.server, render_error)))
     with contextlib.suppress(KeyboardInterrupt):
