@@ -227,3 +227,34 @@ def test_ingest_skips_hostile_files_with_reasons_and_keeps_the_rest(tmp_path: Pa
     assert reasons["bomb.docx"].startswith("zip bomb: ") and "ingest.max_zip_ratio" in reasons["bomb.docx"]
     assert reasons["photo.txt"] == "binary content (not UTF-8, NUL bytes) in a .txt file"
     assert reasons["long.pdf"] == "PDF declares 20 pages, over the limit of 10 (ingest.max_pdf_pages)"
+
+
+def test_hostile_attachments_and_sheets_cost_only_themselves(tmp_path: Path, fake_embedder: object) -> None:
+    from email.message import EmailMessage
+
+    import openpyxl
+
+    from localrag.config import Settings
+    from localrag.engine import LocalRAG
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    mail = EmailMessage()
+    mail["Subject"] = "Minutes and a bomb"
+    mail.set_content("The minutes are attached.")
+    mail.add_attachment(archive_bomb(".docx", 30), maintype="application", subtype="octet-stream",
+                        filename="minutes.docx")  # fmt: skip
+    write(folder / "mail.eml", bytes(mail))
+    book = openpyxl.Workbook()
+    book.active["A1"], book.active["XFD1048576"] = "top left", "bottom right"  # a dense range of 17e9 cells
+    book.save(folder / "corners.xlsx")
+    settings = Settings().with_overrides({"ingest": {"parse_memory_mb": 1024}})
+    with LocalRAG(tmp_path / "data", settings=settings, embedder=fake_embedder) as rag:  # type: ignore[arg-type]
+        report = rag.add(folder)
+        stored = rag.get_document(report.added[0])
+    assert [Path(d).name for d in report.added] == ["mail.eml"]
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert reasons.keys() == {"corners.xlsx"} and "the parser process died" in reasons["corners.xlsx"]
+    [refused] = stored.metadata["attachments_skipped"]
+    assert refused.startswith("minutes.docx: zip bomb: ") and "ingest.max_zip_ratio" in refused
+    assert stored.text.startswith("Subject: Minutes and a bomb\n\nThe minutes are attached.")
