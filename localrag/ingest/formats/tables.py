@@ -8,8 +8,8 @@ names its sheet and the sheet's own row numbers (``sheet``, ``row_start``, ``row
 title "book.xlsx: sheet Q3, rows 2-9"), so a citation points at the rows.
 
 Workbooks are read with python-calamine (Rust's calamine): one reader for xlsx, xls and ods, and about ten
-times faster than openpyxl's read-only mode (a 50,000 x 10 sheet: 0.8 s against 8.0 s on the 2-core machine). Delimited text goes
-through the standard ``csv`` module.
+times faster than openpyxl's read-only mode (a 50,000 x 10 sheet: 0.8 s against 8.0 s on the 2-core machine).
+Delimited text goes through the standard ``csv`` module.
 """
 
 from __future__ import annotations
