@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 
 import numpy as np
 
@@ -52,13 +53,34 @@ def signature(text: str) -> bytes | None:
     return np.asarray(hashed.min(axis=1), dtype=np.uint64).tobytes()
 
 
-def best_match(sig: bytes, ids: list[str], signatures: np.ndarray) -> tuple[str, float] | None:
-    """The stored document most similar to ``sig`` when it reaches ``THRESHOLD``, with its estimate."""
-    if not ids:
+class SignatureIndex:
+    """The signatures of indexed documents, grown in place (doubling) as a sync indexes more, so each
+    new document is compared against all of them in one numpy expression with no copying."""
+
+    def __init__(self, ids: list[str], signatures: np.ndarray) -> None:
+        self.ids = list(ids)
+        self._rows = np.zeros((max(len(ids), 64), PERMUTATIONS), dtype=np.uint64)
+        if len(ids):
+            self._rows[: len(ids)] = signatures
+        self._where = {doc_id: i for i, doc_id in enumerate(self.ids)}
+
+    def add(self, doc_id: str, sig: bytes) -> None:
+        if len(self.ids) == len(self._rows):
+            self._rows = np.concatenate([self._rows, np.zeros_like(self._rows)])
+        self._rows[len(self.ids)] = np.frombuffer(sig, dtype=np.uint64)
+        self._where[doc_id] = len(self.ids)
+        self.ids.append(doc_id)
+
+    def best_match(self, sig: bytes, exclude: Collection[str] = ()) -> tuple[str, float] | None:
+        """The stored document most similar to ``sig`` (other than ``exclude``) when it reaches ``THRESHOLD``."""
+        if not self.ids:
+            return None
+        mine = np.frombuffer(sig, dtype=np.uint64)
+        similarity = (self._rows[: len(self.ids)] == mine[None, :]).mean(axis=1)
+        for doc_id in exclude:  # a changed file is never a duplicate of its own earlier version
+            if doc_id in self._where:
+                similarity[self._where[doc_id]] = -1.0
+        best = int(np.argmax(similarity))
+        if similarity[best] >= THRESHOLD:
+            return self.ids[best], float(similarity[best])
         return None
-    mine = np.frombuffer(sig, dtype=np.uint64)
-    similarity = (signatures == mine[None, :]).mean(axis=1)
-    best = int(np.argmax(similarity))
-    if similarity[best] >= THRESHOLD:
-        return ids[best], float(similarity[best])
-    return None

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from localrag import failpoints
 from localrag.errors import InvalidInputError
 from localrag.events import ProgressTracker
@@ -184,11 +182,11 @@ class Syncer:
                 prefix = start.as_posix()
                 if start.is_dir() and not start.is_symlink():
                     rel = start.relative_to(root)
-                    if start != root and not (_visible(rel) and rules.enter(rel.as_posix())):
+                    if start != root and not (_visible(rel) and rules.folder_reachable(rel.as_posix())):
                         found: Iterable[_Seen] = ()
                     else:
                         found = self._walk(root, start, rules, run)
-                elif start != root and _visible(start.relative_to(root)) and rules.keep(
+                elif start != root and _visible(start.relative_to(root)) and rules.reachable(
                     start.relative_to(root).as_posix()
                 ):
                     found = list(self._walk_one(root, start, run))
@@ -312,7 +310,7 @@ class Syncer:
                 run: _Run) -> None:
         ns = self.options.namespace
         tracker = ProgressTracker(self.rag.events, ns, len(items))
-        ids, sigs = self.states.signatures(ns) if self.options.dedup else ([], np.zeros((0, 0), np.uint64))
+        index = dedup.SignatureIndex(*self.states.signatures(ns)) if self.options.dedup else None
         step = max(1, self.options.batch_files)
         for start in range(0, len(items), step):
             documents: list[Document] = []
@@ -322,10 +320,8 @@ class Syncer:
                 old = renames.get(item.path) or known.get(item.path)
                 docs, state = self._load(item, old, run)
                 signature = state.signature
-                if state.status == "indexed" and self.options.dedup and signature is not None:
-                    own = set(old.doc_ids) if old else set()
-                    others = [k for k, i in enumerate(ids) if i not in own]
-                    match = dedup.best_match(signature, [ids[k] for k in others], sigs[others])
+                if state.status == "indexed" and index is not None and signature is not None:
+                    match = index.best_match(signature, set(old.doc_ids) if old else set())
                     if match is not None:
                         state = replace(state, status="duplicate", doc_ids=(), duplicate_of=match[0])
                         run.duplicates.append((item.path, match[0]))
@@ -333,9 +329,7 @@ class Syncer:
                                                 reason=f"near-duplicate of {match[0]} (similarity {match[1]:.2f})")
                         docs = []
                     else:
-                        ids.append(docs[0].doc_id)
-                        sig = np.frombuffer(signature, dtype=np.uint64)[None, :]
-                        sigs = sig if sigs.size == 0 else np.vstack([sigs, sig])
+                        index.add(docs[0].doc_id, signature)
                 if old is not None:
                     stale.update(set(old.doc_ids) - set(state.doc_ids))
                 if item.path in renames:

@@ -13,7 +13,7 @@ The loop, crash-safe because the store and its file states are the only memory:
    closes the gap between the first reconcile and the watcher's start;
 3. each debounced batch of changed paths is reconciled (only those paths; a rename inside one batch
    keeps its document); files skipped for now (unreadable, still being written) are retried with
-   backoff, from 0.5 s up to a minute.
+   backoff, from 0.25 s up to a minute.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRY_FIRST_S = 0.5
+RETRY_FIRST_S = 0.25
+TICK_MS = 100  # how often the loop wakes without file events, to run retries that are due
 RETRY_MAX_S = 60.0
 
 
@@ -47,7 +48,7 @@ class Watcher:
         *,
         debounce_ms: int = 1000,
         step_ms: int = 50,
-        settle_s: float = 0.3,
+        settle_s: float = 0.25,
     ) -> None:
         self.rag = rag
         self.roots = [_root(r) for r in roots]
@@ -72,7 +73,7 @@ class Watcher:
         started = False
         for changes in watchfiles.watch(
             *self.roots, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
-            stop_event=self.stop_event, rust_timeout=int(RETRY_FIRST_S * 1000), yield_on_timeout=True,
+            stop_event=self.stop_event, rust_timeout=TICK_MS, yield_on_timeout=True,
             raise_interrupt=False, ignore_permission_denied=True,
         ):  # fmt: skip
             if not started:  # the watcher is up: anything that changed before it started is caught now
