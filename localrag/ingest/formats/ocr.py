@@ -182,5 +182,7 @@ def ocr_engine(language: str, threads: int, timeout_s: float) -> OcrEngine:
     """The engine for these options, made once per worker process (Tesseract's language check runs once)."""
     key = (language, threads, timeout_s)
     if key not in _ENGINES:
-        _ENGINES[key] = TesseractEngine(language, threads=threads or (os.cpu_count() or 1), timeout_s=timeout_s)
+        # One OpenMP thread unless told otherwise: on a busy 2-core machine Tesseract with 2 threads took 23 s a
+        # page against 1.3 s with one (benchmarks/results/media.json); pages are many, so parallelism is not lost.
+        _ENGINES[key] = TesseractEngine(language, threads=threads or 1, timeout_s=timeout_s)
     return _ENGINES[key]
