@@ -20,6 +20,7 @@ from localrag.config import Settings
 from localrag.events import EventBus, ProgressTracker
 from localrag.ingest.chunking import Chunker
 from localrag.protocols import Embedder
+from localrag.store.files import stored_vectors
 from localrag.store.sqlite import PreparedDocument, SQLiteStore, WriteResult, index_text
 from localrag.types import Document, IngestReport, SkippedFile
 
@@ -149,7 +150,9 @@ class IngestPipeline:
         if not group:
             return 0
         texts = [index_text(doc.title, chunk.text) for doc, _, chunks in group for chunk in chunks]
-        vectors = self._embed(texts, len(group))
+        updated = [doc.doc_id for doc, _, _ in group if doc.doc_id in known]
+        reuse = stored_vectors(self.store, namespace, updated) if updated else {}
+        vectors = self._embed(texts, len(group), reuse)
         prepared, offset = [], 0
         for doc, digest, chunks in group:
             prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset : offset + len(chunks)]))
@@ -163,13 +166,21 @@ class IngestPipeline:
         self._tracker.documents_done(len(group))
         return len(texts)
 
-    def _embed(self, texts: list[str], documents: int) -> np.ndarray:
+    def _embed(self, texts: list[str], documents: int, reuse: Mapping[str, np.ndarray]) -> np.ndarray:
         """Embed in slices of the embedder's batch size, so progress moves as chunks are embedded
-        rather than once per committed group (one large file is one group)."""
+        rather than once per committed group (one large file is one group). A text whose vector the
+        store already holds (``reuse``: the chunks of the documents being rewritten) is not embedded again."""
         self._tracker.start_group(documents, len(texts))
-        step = max(1, self.settings.embed.batch_size) if self.events.active else max(1, len(texts))
-        parts = []
-        for start in range(0, len(texts), step):
-            parts.append(np.asarray(self.embedder.embed_documents(texts[start : start + step]), dtype=np.float32))
-            self._tracker.embedded(len(parts[-1]))
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        vectors = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        todo = [i for i, text in enumerate(texts) if text not in reuse]
+        for i, text in enumerate(texts):
+            if text in reuse:
+                vectors[i] = reuse[text]
+        if len(todo) < len(texts):
+            self._tracker.embedded(len(texts) - len(todo))
+        step = max(1, self.settings.embed.batch_size) if self.events.active else max(1, len(todo))
+        for start in range(0, len(todo), step):
+            rows = todo[start : start + step]
+            vectors[rows] = np.asarray(self.embedder.embed_documents([texts[i] for i in rows]), dtype=np.float32)
+            self._tracker.embedded(len(rows))
+        return vectors

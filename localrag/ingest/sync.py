@@ -277,7 +277,8 @@ class Syncer:
         if item.size > self.max_bytes:
             item.sha256 = f"size:{item.size}:{item.mtime_ns}"  # never read: the loader refuses it by size
             return True
-        if self.options.settle_s and time.time() - item.mtime_ns / 1e9 < self.options.settle_s:
+        age = time.time() - item.mtime_ns / 1e9
+        if self.options.settle_s and 0 <= age < self.options.settle_s:  # (a future mtime is clock skew, not a write)
             self._skip(run, item.path, "still being written (modified moments ago)", retry=True)
             return False
         digest = hashlib.sha256()

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from localrag.store.sqlite import index_text
+
 if TYPE_CHECKING:
     from localrag.store.sqlite import SQLiteStore
 
@@ -139,3 +141,21 @@ class FileStates:
             if path not in skip:
                 used.update(d for d in json.loads(listed) if d in wanted)
         return used
+
+
+def stored_vectors(store: SQLiteStore, namespace: str, doc_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """The stored vector of every chunk of ``doc_ids``, keyed by the text that was embedded for it
+    (``title + "\\n" + chunk``): a rewritten document (a renamed file, an edited one) re-embeds only the
+    chunks whose text changed."""
+    found: dict[str, np.ndarray] = {}
+    conn = store._db.get()
+    for start in range(0, len(doc_ids), 500):
+        batch = list(doc_ids[start : start + 500])
+        marks = ",".join("?" * len(batch))
+        for title, text, blob in conn.execute(
+            "SELECT d.title, c.text, c.vector FROM chunks c JOIN documents d ON c.document_id = d.id"
+            f" JOIN namespaces n ON d.namespace_id = n.id WHERE n.name = ? AND d.doc_id IN ({marks})",
+            (namespace, *batch),
+        ):
+            found[index_text(str(title), str(text))] = np.frombuffer(blob, dtype=np.float32)
+    return found

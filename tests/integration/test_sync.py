@@ -190,3 +190,50 @@ def test_sync_namespace_and_missing_root(fake_rag: LocalRAG, tmp_path: Path) -> 
     assert len(fake_rag.search("zqns", k=1, mode="keyword", namespace="notes")) == 1
     with pytest.raises(Exception, match="not a folder"):
         fake_rag.sync(tmp_path / "nope")
+
+
+def test_rename_and_small_edit_reuse_stored_vectors(tmp_path: Path, fake_embedder: Any) -> None:
+    texts: list[str] = []
+    original = fake_embedder.embed_documents
+
+    def counting(batch: list[str]) -> Any:
+        texts.extend(batch)
+        return original(batch)
+
+    fake_embedder.embed_documents = counting
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    paragraphs = [body(f"zqpara{i}x", 150) for i in range(6)]
+    (folder / "long.txt").write_text("\n".join(paragraphs))
+    with LocalRAG(tmp_path / "data", embedder=fake_embedder) as rag:
+        rag.sync(folder)
+        first = len(texts)
+        assert first >= 4  # several chunks
+        (folder / "long.txt").rename(folder / "moved.txt")
+        report = rag.sync(folder)
+        assert len(report.renamed) == 1 and len(texts) == first  # nothing re-embedded for a move
+        paragraphs[-1] = body("zqedited", 150)
+        (folder / "moved.txt").write_text("\n".join(paragraphs))
+        rag.sync(folder)
+        assert 0 < len(texts) - first < first  # only the chunks around the edit
+        assert found(rag, "zqedited") and not found(rag, "zqpara5x") and found(rag, "zqpara0x")
+        hit = rag.search("zqpara0x", k=1, mode="dense")[0]  # a reused vector still finds its chunk
+        assert "zqpara0x" in hit.text
+
+
+def test_a_file_still_being_written_waits(fake_rag: LocalRAG, tmp_path: Path) -> None:
+    import time
+
+    from localrag.ingest.sync import Syncer, SyncOptions
+
+    fresh, skewed = tmp_path / "fresh.txt", tmp_path / "skewed.txt"
+    fresh.write_text(body("zqfresh"))
+    skewed.write_text(body("zqskewed"))
+    future = time.time_ns() + 86_400 * 10**9  # an mtime a day ahead (an archive from a skewed clock)
+    os.utime(skewed, ns=(future, future))
+    # a settle window of an hour: whatever was written within it counts as possibly still being written
+    report = Syncer(fake_rag, SyncOptions(settle_s=3600.0)).reconcile([tmp_path])
+    assert report.retry == (str(fresh),) and report.skipped[0].reason.startswith("still being written")
+    assert found(fake_rag, "zqfresh") == [] and len(found(fake_rag, "zqskewed")) == 1
+    report = fake_rag.sync(tmp_path)  # no settle window (sync's default): taken now
+    assert len(report.added) == 1 and len(found(fake_rag, "zqfresh")) == 1
