@@ -81,3 +81,36 @@ def test_a_missing_ocr_language_skips_the_file_with_the_package_to_install(tmp_p
     [skipped] = report.skipped
     assert Path(skipped.path).name == "memo.png"
     assert "apt-get install tesseract-ocr-zzz" in skipped.reason and skipped.reason.startswith("not indexed")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_jpeg_and_webp_are_read(tmp_path: Path, suffix: str) -> None:
+    from media_fixtures import render_page
+
+    path = tmp_path / f"memo{suffix}"
+    render_page(PAGE_TWO).convert("RGB").save(path, quality=90)
+    [doc] = load_file(path, limits=LIMITS)
+    assert char_error_rate("\n".join(PAGE_TWO), doc.text) <= 0.03, doc.text
+    assert doc.metadata["image_format"] == ("jpeg" if suffix == ".jpg" else "webp")
+
+
+def test_multi_page_tiff_keeps_a_page_per_frame(tmp_path: Path) -> None:
+    from media_fixtures import render_page
+
+    path = tmp_path / "fax.tiff"
+    first, second = render_page(PAGE_ONE), render_page(PAGE_TWO)
+    first.save(path, save_all=True, append_images=[second], compression="tiff_lzw")
+    [doc] = load_file(path, limits=LIMITS)
+    assert doc.metadata["pages"] == 2 and len(doc.page_starts) == 2
+    assert doc.page_at(doc.text.index("Glaciers")) == 2 and doc.page_at(doc.text.index("Invoice")) == 1
+
+
+def test_an_image_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from localrag.ingest.errors import ParseLimitError
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (12_000, 12_000), 1).save(path)  # 144 Mpx of white in a few kB
+    with pytest.raises(ParseLimitError, match="image bomb"):
+        load_file(path, limits=LIMITS)
