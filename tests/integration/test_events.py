@@ -121,3 +121,44 @@ def test_cli_sync_reports_and_resyncs(fake_rag: LocalRAG, tmp_path: Path, monkey
     assert out.startswith("added 1, updated 0, unchanged 0, deleted 1,")
     assert main(["sync", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_cli_watch_prints_events_and_stops_on_sigint(fake_rag: LocalRAG, tmp_path: Path, monkeypatch: Any,
+                                                     capsys: Any) -> None:
+    import signal
+
+    import localrag.cli.library as library
+
+    class Borrowed:
+        def __enter__(self) -> LocalRAG:
+            return fake_rag
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(library, "open_rag", lambda args: Borrowed())
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "first.txt").write_text("zqfirstcli " + "harbor winter " * 40)
+    failures: list[BaseException] = []
+
+    def drive() -> None:  # on a helper thread: the watch runs on the main thread, where signals land
+        try:
+            wait_for(lambda: bool(fake_rag.search("zqfirstcli", k=1, mode="keyword")), "the first sync")
+            (folder / "second.txt").write_text("zqsecondcli " + "orbit meadow " * 40)
+            wait_for(lambda: bool(fake_rag.search("zqsecondcli", k=1, mode="keyword")), "the watched change")
+        except BaseException as e:  # reported by the main thread after the watch stops
+            failures.append(e)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    helper = threading.Thread(target=drive, daemon=True)
+    helper.start()
+    assert main(["watch", str(folder), "--json"]) == 0
+    helper.join(TIMEOUT_S)
+    assert not failures, failures
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[0])["kind"] == "ready"
+    ingested = [json.loads(line) for line in lines[1:-1] if line.startswith("{")]
+    assert any(e["kind"] == "ingest" and e["path"].endswith("second.txt") for e in ingested)
+    assert lines[-1] == "localrag watch stopped (SIGINT)"
