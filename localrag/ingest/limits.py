@@ -44,10 +44,17 @@ class ParseLimits:
     ocr_timeout_s: float = 600.0
     media_timeout_s: float = 3600.0
     media_memory_mb: int = 4096
+    media_max_file_mb: float = 300.0
     ocr_language: str = "eng"
     speech_model: str = "whisper-base"
     speech_language: str = ""
     media_threads: int = 0
+
+    def max_bytes_for(self, path: Path, max_bytes: int) -> int:
+        """Recordings are bounded by ``media_max_file_mb`` rather than the general file size limit."""
+        if path.suffix.lower() in MEDIA_SUFFIXES and self.media_max_file_mb > 0:
+            return int(self.media_max_file_mb * MB)
+        return max_bytes
 
     def for_file(self, path: Path) -> ParseLimits:
         """The limits that apply to ``path``: OCR and speech get their own time and memory.
@@ -77,6 +84,7 @@ class ParseLimits:
             ocr_timeout_s=float(ingest.ocr_timeout_s),
             media_timeout_s=float(ingest.media_timeout_s),
             media_memory_mb=int(ingest.media_memory_mb),
+            media_max_file_mb=float(ingest.media_max_file_mb),
             ocr_language=str(ingest.ocr_language),
             speech_model=str(ingest.speech_model),
             speech_language=str(ingest.speech_language),

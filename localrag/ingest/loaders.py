@@ -315,8 +315,10 @@ def load_file(
     """
     from localrag.ingest.sandbox import parse_in_worker  # the sandbox imports this module's neighbours
 
+    limits = limits or ParseLimits()
+    max_bytes = limits.max_bytes_for(Path(path), max_bytes)  # recordings have a size limit of their own
     resolved = _check_file(Path(path), max_bytes)  # no worker round trip for a missing or oversized file
-    return parse_in_worker(resolved, max_bytes, limits or ParseLimits())
+    return parse_in_worker(resolved, max_bytes, limits)
 
 
 def _check_file(path: Path, max_bytes: int) -> Path:

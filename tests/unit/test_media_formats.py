@@ -82,6 +82,8 @@ def test_ocr_and_media_files_get_their_own_time_and_memory() -> None:
     assert (limits.for_file(Path("a.PNG")).timeout_s, limits.for_file(Path("a.png")).memory_mb) == (200, 3000)
     assert limits.for_file(Path("scan.pdf")).timeout_s == 200
     assert limits.for_file(Path("talk.mp3")).timeout_s == 900
+    assert limits.max_bytes_for(Path("talk.MP3"), 1024) == 300 * 1024 * 1024
+    assert limits.max_bytes_for(Path("notes.txt"), 1024) == 1024
     unbounded = ParseLimits(timeout_s=0, memory_mb=0)
     assert (unbounded.for_file(Path("a.wav")).timeout_s, unbounded.for_file(Path("a.wav")).memory_mb) == (0, 0)
 
