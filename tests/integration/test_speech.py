@@ -118,3 +118,15 @@ def test_a_file_without_audio_is_skipped_with_a_reason(tmp_path: Path) -> None:
     with pytest.raises(LoaderError) as info:
         load_file(path, limits=LIMITS)
     assert info.value.reason.startswith(("cannot decode audio", "no audio track", "empty: no speech")), info.value
+
+
+def test_a_citation_quote_gives_the_timestamp(spoken, tmp_path: Path, fake_embedder) -> None:  # type: ignore[no-untyped-def]
+    path, starts = spoken
+    settings = Settings().with_overrides({"ingest": {"media_threads": 1}, "generate": {"providers": "extractive"}})
+    with LocalRAG(tmp_path / "data", settings=settings, embedder=fake_embedder) as rag:
+        rag.add([path])
+        answer = rag.ask("How do honeybees tell each other where flowers are?", mode="keyword")
+    [citation] = answer.citations
+    match = MARKER.match(citation.quote)
+    assert match and "Honeybees" in citation.quote, citation.quote
+    assert abs(span_times(citation.quote, 0, len(citation.quote))[0] - starts[2]) <= 1.0  # type: ignore[index]
