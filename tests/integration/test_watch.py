@@ -90,6 +90,21 @@ def test_watch_follows_create_modify_rename_delete(watching: tuple[LocalRAG, Pat
     assert {"ingest", "update", "rename", "delete"} <= {e.kind for e in events}
 
 
+def test_watch_follows_a_moved_folder(watching: tuple[LocalRAG, Path, list[Event]], tmp_path: Path) -> None:
+    rag, folder, _ = watching
+    (folder / "team").mkdir()
+    for i in range(3):
+        (folder / "team" / f"m{i}.txt").write_text(body(f"zqmember{i}x"))
+    wait_for(lambda: all(docs_with(rag, f"zqmember{i}x") for i in range(3)), "a new folder's files")
+    ids = [docs_with(rag, f"zqmember{i}x") for i in range(3)]
+    os.rename(folder / "team", folder / "crew")  # moved within the watch: every document keeps its id
+    wait_for(lambda: all(rag.search(f"zqmember{i}x", k=1, mode="keyword")[0].source.endswith(f"/crew/m{i}.txt")
+                         for i in range(3)), "the moved folder's files to follow it")
+    assert [docs_with(rag, f"zqmember{i}x") for i in range(3)] == ids
+    os.rename(folder / "crew", tmp_path / "outside")  # moved out of the watch: gone from search
+    wait_for(lambda: not any(docs_with(rag, f"zqmember{i}x") for i in range(3)), "the folder moved away")
+
+
 def test_watch_retries_an_unreadable_file(watching: tuple[LocalRAG, Path, list[Event]], monkeypatch: Any) -> None:
     rag, folder, events = watching
     real_open = open
