@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from media_fixtures import SENTENCES, word_error_rate, write_speech
@@ -71,7 +72,7 @@ def test_compressed_audio_and_a_video_container_are_decoded(spoken, tmp_path: Pa
     for name, codec in formats:
         target = tmp_path / name
         with av.open(str(target), "w") as out:
-            stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
+            stream: Any = out.add_stream(codec, rate=48000 if codec == "libopus" else rate)
             frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
             frame.sample_rate = rate
             resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
