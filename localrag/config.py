@@ -80,7 +80,7 @@ class IngestSettings:
     # Images, scanned PDFs and audio/video run models in the worker (ingest/formats/): they get their own bounds.
     ocr_timeout_s: float = 600.0  # wall time per image or PDF file (OCR is ~1 s a page on one core)
     media_timeout_s: float = 3600.0  # wall time per audio/video file (whisper-base: ~0.1-0.2 x real time)
-    media_memory_mb: int = 4096  # the worker's address space while it runs OCR or speech models (0: no limit)
+    media_memory_mb: int = 4096  # the worker's address space while it transcribes a recording (0: no limit)
     media_max_file_mb: float = 300.0  # audio/video files are bounded by this instead of max_file_mb (~5 h of mp3)
     ocr_language: str = "eng"  # Tesseract language(s), e.g. "eng+deu" (each needs its tesseract-ocr-* package)
     speech_model: str = "whisper-base"  # a registry name (localrag models) or a CTranslate2 Whisper folder

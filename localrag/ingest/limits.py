@@ -62,13 +62,16 @@ class ParseLimits:
         PDFs count as OCR work because any page may be a scan; the page-count limit still bounds them.
         """
         suffix = path.suffix.lower()
+        memory = self.memory_mb
         if suffix in MEDIA_SUFFIXES:
             timeout = self.media_timeout_s
+            # The speech model runs inside the worker; OCR runs in a child process with an address space of
+            # its own, so images and PDFs keep the worker's limit (and a mixed folder does not restart it).
+            memory = max(self.memory_mb, self.media_memory_mb) if self.memory_mb and self.media_memory_mb else 0
         elif suffix in OCR_SUFFIXES or suffix == ".pdf":
             timeout = self.ocr_timeout_s
         else:
             return self
-        memory = max(self.memory_mb, self.media_memory_mb) if self.memory_mb and self.media_memory_mb else 0
         return replace(self, timeout_s=max(self.timeout_s, timeout) if self.timeout_s and timeout else 0.0,
                        memory_mb=memory)
 

@@ -79,7 +79,8 @@ def test_ocr_and_media_files_get_their_own_time_and_memory() -> None:
         "media_memory_mb": 3000, "speech_language": "de", "media_threads": 1}}).ingest)
     assert limits.speech_language == "de" and limits.media_threads == 1
     assert limits.for_file(Path("a.txt")) is limits
-    assert (limits.for_file(Path("a.PNG")).timeout_s, limits.for_file(Path("a.png")).memory_mb) == (200, 3000)
+    assert (limits.for_file(Path("a.PNG")).timeout_s, limits.for_file(Path("a.png")).memory_mb) == (200, 1024)
+    assert limits.for_file(Path("talk.ogg")).memory_mb == 3000
     assert limits.for_file(Path("scan.pdf")).timeout_s == 200
     assert limits.for_file(Path("talk.mp3")).timeout_s == 900
     assert limits.max_bytes_for(Path("talk.MP3"), 1024) == 300 * 1024 * 1024
