@@ -131,3 +131,22 @@ def test_a_citation_quote_gives_the_timestamp(spoken, tmp_path: Path, fake_embed
     match = MARKER.match(citation.quote)
     assert match and "Honeybees" in citation.quote, citation.quote
     assert abs(span_times(citation.quote, 0, len(citation.quote))[0] - starts[2]) <= 1.0  # type: ignore[index]
+
+
+def test_a_video_without_an_audio_track_is_skipped_with_that_reason(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    path = tmp_path / "silent.mp4"
+    with av.open(str(path), "w") as out:
+        stream: Any = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for shade in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), shade * 20, dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with pytest.raises(LoaderError) as info:
+        load_file(path, limits=LIMITS)
+    assert info.value.reason == "no audio track to transcribe"
