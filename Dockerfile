@@ -17,8 +17,8 @@ RUN bash scripts/install.sh /opt/venv
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 LOCALRAG_CACHE_DIR=/opt/localrag-cache
-# libgomp: OpenMP runtime used by faiss and llama.cpp.
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+# libgomp: OpenMP runtime used by faiss and llama.cpp; Tesseract: OCR of images and scanned pages.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 tesseract-ocr tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 localrag && mkdir /data && chown localrag /data
 COPY --from=build /opt/venv /opt/venv

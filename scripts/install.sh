@@ -24,7 +24,7 @@ say "new virtualenv $VENV"
 PYTHON="$VENV/bin/python"
 PIP=("$PYTHON" -m pip install --quiet --constraint constraints.txt)
 "${PIP[@]}" torch
-"${PIP[@]}" "$WHEEL[torch,server]"
+"${PIP[@]}" "$WHEEL[torch,server,speech]"
 # shellcheck source=scripts/llama_wheel.sh
 source scripts/llama_wheel.sh
 install_llama_cpp

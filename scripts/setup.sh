@@ -10,18 +10,27 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 PIP=("$PYTHON" -m pip install --quiet --constraint constraints.txt)
 say() { echo "[setup] $*"; }
 
-# strace: the tests check at the system-call level that nothing reaches the network.
-if ! command -v strace >/dev/null 2>&1; then
+# Debian packages: strace (the tests check at the system-call level that nothing reaches the
+# network), Tesseract with English data (OCR of images and scanned PDF pages), and espeak-ng plus the
+# DejaVu font, which the tests use to make their own speech and page images.
+missing=()
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
+[ -d /usr/share/tesseract-ocr ] && find /usr/share/tesseract-ocr -name eng.traineddata | grep -q . \
+  || missing+=(tesseract-ocr-eng)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing strace (Debian package) for the system-call network check"
-    apt-get update -qq && apt-get install -y -qq strace >/dev/null
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    say "strace is missing: install it (e.g. sudo apt-get install strace); the network test needs it"
+    say "missing Debian packages: ${missing[*]} (sudo apt-get install them; OCR and some tests need them)"
   fi
 fi
 say "installing localrag and its pinned dependencies (constraints.txt)"
 "$PYTHON" -c "import torch" 2>/dev/null || "${PIP[@]}" torch
-"${PIP[@]}" -e ".[torch,server,dev]"
+"${PIP[@]}" -e ".[torch,server,dev,speech]"
 say "exporting the embedding model to int8 ONNX (offline, once)"
 "$PYTHON" -m localrag.cli models --prepare >/dev/null
 
