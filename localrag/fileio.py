@@ -34,7 +34,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, failpoint: str = "") -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def save_arrays(path: Path, **arrays: Any) -> None:
@@ -55,9 +55,10 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         raise CorruptIndexError(f"cannot read index file {path}: {e}") from e
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's entry to disk (best effort: some file systems refuse)."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

@@ -7,7 +7,6 @@ caches (``indexes/``) are not part of it: they are rebuilt from the store.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from localrag.config import CONFIG_FILE
 from localrag.errors import ConflictError, NotFoundError, StoreError
+from localrag.fileio import fsync_path
 from localrag.store.sqlite import DB_FILE
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,3 @@ def move_into_place(staging: Path, target: Path) -> None:
         raise ConflictError(f"{target} is not empty")
     os.replace(staging, target)  # POSIX rename replaces an empty directory in one step
     fsync_path(target.parent)
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a file's or a directory's entry to disk (best effort: some file systems refuse)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
