@@ -10,6 +10,8 @@ import re
 import zipfile
 from pathlib import Path
 
+from pdfgen import make_pdf
+
 MB = 1024 * 1024
 # One Word paragraph; repeated, it compresses about 250-fold, like the reported bombs (90 KB -> 30 MB).
 PARAGRAPH = b"<w:p><w:r><w:t>a</w:t></w:r></w:p>"
@@ -72,33 +74,7 @@ def nested_deep(levels: int) -> bytes:
 
 def pdf_pages(pages: int, declared: int | None = None, text: str = "A readable first page.") -> bytes:
     """A valid PDF: one page with ``text``, then blank pages; the page tree says ``declared`` pages."""
-    page_ids = [4 + 2 * i for i in range(pages)]
-    count = pages if declared is None else declared
-    objects: dict[int, bytes] = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % p for p in page_ids) + b"] /Count %d >>" % count,
-        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    }
-    for number, page_id in enumerate(page_ids):
-        stream = b"BT /F1 12 Tf 72 720 Td (" + text.encode("latin-1") + b") Tj ET" if number == 0 else b""
-        objects[page_id] = (
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (page_id + 1)
-        )
-        objects[page_id + 1] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets: dict[int, int] = {}
-    for num in sorted(objects):
-        offsets[num] = out.tell()
-        out.write(b"%d 0 obj\n" % num + objects[num] + b"\nendobj\n")
-    xref = out.tell()
-    size = max(objects) + 1
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
-    for num in range(1, size):
-        out.write(b"%010d 00000 n \n" % offsets[num])
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref))
-    return out.getvalue()
+    return make_pdf([[text]] + [[] for _ in range(pages - 1)], declared)
 
 
 def pdf_broken_xref(text: str) -> bytes:
