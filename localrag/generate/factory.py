@@ -65,6 +65,10 @@ class LazyLlamaCpp:
                 self._generator = llamacpp_generator(*self._settings)
             return self._generator
 
+    def llama(self) -> LlamaCppGenerator:
+        """The loaded llama.cpp generator (for reading its logits: claim grounding)."""
+        return self._get()
+
     @property
     def model(self) -> str:
         return self._generator.model if self._generator is not None else self._declared_model

@@ -1,0 +1,91 @@
+"""A llama.cpp model read as a classifier: the logits of label words ("yes", "no") for the first
+token of the reply, with no text generated.
+
+Used by the LLM reranker (is this passage relevant?) and by claim grounding (does this passage
+state this claim?). Each item is a user message in two parts, ``head`` and ``tail``; items that
+share a head (one passage checked against several claims) evaluate it once: the system message is
+kept in the KV cache as the fixed prefix (``LlamaCppGenerator.prefill``), the head after it, and
+only each tail is evaluated per item. The evaluation schedule (fixed prefix alone from position 0,
+then the head, then the tail) depends on the item alone, so its logits never depend on what the
+model evaluated before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from localrag.generate.llamacpp import LlamaCppGenerator, _common_prefix, _import_llama_cpp
+from localrag.types import ChatMessage, Prompt
+
+YES = ("yes", "Yes", " yes", " Yes", "YES")
+NO = ("no", "No", " no", " No", "NO")
+
+
+class LabelJudge:
+    """Scores items by the largest logit among each label's words (first token of each word)."""
+
+    def __init__(self, generator: LlamaCppGenerator, system: str, labels: Sequence[Sequence[str]] = (YES, NO),
+                 *, max_tokens: int = 256) -> None:
+        self.generator = generator
+        self.system = system
+        self.labels = [tuple(words) for words in labels]
+        self.max_tokens = max(8, max_tokens)  # a head or tail longer than this is cut
+        self._ids: list[list[int]] | None = None
+
+    def truncate(self, text: str) -> str:
+        """``text`` cut to ``max_tokens`` model tokens."""
+        with self.generator._lock:
+            llm = self.generator._model()
+            tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            if len(tokens) <= self.max_tokens:
+                return text
+            return str(llm.detokenize(tokens[: self.max_tokens]).decode("utf-8", "ignore"))
+
+    def logits(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One row per ``(head, tail)`` item, one column per label."""
+        llama_cpp = _import_llama_cpp()
+        gen = self.generator
+        out = np.empty((len(items), len(self.labels)), dtype=np.float32)
+        # The generator's lock serialises every use of its llama.cpp context (shared with answering).
+        with gen._lock:
+            llm = gen._model()
+            if self._ids is None:
+                self._ids = [_first_ids(llm, words) for words in self.labels]
+            for i, (head, tail) in enumerate(items):
+                prompt = self._prompt(head + tail)
+                tokens = gen.render(prompt)
+                llm = gen._model(len(tokens) + 1)
+                head_tokens = gen.render(self._prompt(head))
+                shared = min(_common_prefix(head_tokens, tokens), len(tokens) - 1)
+                if not _holds(llm, tokens[:shared]):
+                    # prefill brings the context to the fixed prefix, evaluated alone from position 0
+                    fixed = gen.prefill(prompt, tokens)
+                    fixed = llm.n_tokens if fixed == 0 else fixed
+                    shared = max(shared, fixed)
+                    llm.eval(tokens[fixed:shared])
+                llm.n_tokens = shared
+                llm.eval(tokens[shared:])
+                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),))
+                out[i] = [float(row[ids].max()) for ids in self._ids]
+        return out
+
+    def _prompt(self, user: str) -> Prompt:
+        return Prompt((ChatMessage("system", self.system), ChatMessage("user", user)))
+
+
+def _first_ids(llm: Any, words: Sequence[str]) -> list[int]:
+    ids = set()
+    for word in words:
+        tokens = llm.tokenize(word.encode("utf-8"), add_bos=False, special=False)
+        if tokens:
+            ids.add(int(tokens[0]))
+    return sorted(ids)
+
+
+def _holds(llm: Any, tokens: Sequence[int]) -> bool:
+    """Whether the context's KV cache holds exactly ``tokens`` as its first entries."""
+    n = len(tokens)
+    return bool(n) and llm.n_tokens >= n and _common_prefix(list(llm.input_ids[:n]), tokens) == n
