@@ -162,6 +162,7 @@ class ServerSettings:
     answer_cache_size: int = 128  # answers, keyed the same way; 0 turns a cache off
     json_log: bool = False  # one JSON log line per request (logger localrag.server.access)
     metrics_flush_s: float = 5.0  # how often the server writes its metrics for `localrag stats`
+    dashboard_interval_s: float = 2.0  # how often GET /v1/dashboard gains a point (server/dashboard.py); 0: off
     # slow clients (0 turns each off): time to send a request's headers, and then its body (a 20 MB
     # upload at 2 Mbit/s takes 80 s); idle keep-alive connections close after keep_alive_s
     header_timeout_s: float = 10.0

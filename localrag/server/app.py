@@ -34,7 +34,7 @@ from localrag.ingest.watch import WatchThread
 from localrag.metrics import SNAPSHOT_FILE, Metrics
 from localrag.pinecone import server as pinecone_server
 from localrag.pinecone.server import is_loopback
-from localrag.server import events_route, openai_chat, routes
+from localrag.server import dashboard, events_route, openai_chat, routes
 from localrag.server.connections import uvicorn_options
 from localrag.server.context import ServerContext, context_of
 from localrag.server.docs import DOCS_PATHS, docs_router
@@ -162,6 +162,7 @@ def create_app(
     app.include_router(routes.ops_router())
     app.include_router(docs_router(app, docs_guard))
     app.include_router(events_route.router())  # GET /v1/events (issue 19)
+    app.include_router(dashboard.router())  # GET /v1/dashboard (issue 13)
     install_openapi(app, secured=bool(keys))
     remove_stale_uploads(engine.path)
     app.add_exception_handler(LocalRagError, _error_response)
@@ -187,6 +188,7 @@ def create_app(
                 # says it is ready, not in the middle of the first ingest while /healthz waits.
                 await run_in_threadpool(_warm_up, engine)
             flusher = asyncio.create_task(_flush_metrics(ctx))
+            sampling = dashboard.start(app)
             watching = WatchThread(engine, watch).start() if watch else None
             try:
                 yield state
@@ -194,6 +196,7 @@ def create_app(
                 if watching is not None:
                     await run_in_threadpool(watching.stop)
                 interrupt_parsing()  # an upload mid-parse would otherwise hold the exit for ingest.parse_timeout_s
+                await dashboard.stop(sampling)
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
