@@ -171,6 +171,7 @@ class ServerSettings:
     max_connections_per_ip: int = 64  # more from one address are closed at once; the load test uses 32
     # /docs, /redoc and /openapi.json without a key even when keys are set (with keys they need one)
     expose_docs: bool = False
+    web_ui: bool = True  # the browser app at / and /app/* (its files hold no data; /v1 still asks for the key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +192,21 @@ class RerankSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnSettings:
+    """Online learning from feedback (learn/feedback.py) and the default query strategy."""
+
+    feedback: bool = True  # votes adjust the next search's ranking (only near queries that have votes)
+    weight: float = 0.3  # the most a hit can move, as a share of its result list's score spread
+    prior: float = 2.0  # pseudo-votes that shrink the evidence: one vote moves a hit weight/(1+prior)
+    similarity: float = 0.85  # query-embedding cosine at or above which a vote counts (docs/DESIGN.md)
+    half_life_days: float = 90.0  # a vote's weight halves every this many days; 0: no decay
+    max_per_source: float = 3.0  # one voter (API key or address) counts for at most this many votes a chunk
+    depth: int = 50  # how many hits are re-ordered when votes apply (then cut to k)
+    scope: Literal["namespace", "source"] = "namespace"  # "source": a voter's votes affect only their searches
+    strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] = "none"  # the default query strategy
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     embed: EmbedSettings = field(default_factory=EmbedSettings)
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
@@ -203,6 +219,7 @@ class Settings:
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     rerank: RerankSettings = field(default_factory=RerankSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    learn: LearnSettings = field(default_factory=LearnSettings)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Settings:
         """A copy with ``{"section": {"field": value}}`` applied and validated."""
@@ -263,6 +280,10 @@ def _check_ranges(section: Any, section_name: str) -> None:
         raise ConfigError("chunk.overlap_tokens must be smaller than chunk.chunk_tokens")
     if isinstance(section, RerankSettings) and not 0.0 <= section.blend <= 1.0:
         raise ConfigError(f"rerank.blend must lie in [0, 1]; got {section.blend}")
+    if isinstance(section, LearnSettings) and not 0.0 <= section.similarity <= 1.0:
+        raise ConfigError(f"learn.similarity must lie in [0, 1]; got {section.similarity}")
+    if isinstance(section, LearnSettings) and section.depth < 1:
+        raise ConfigError("learn.depth must be at least 1")
     if isinstance(section, AnswerSettings) and section.k < 1:
         raise ConfigError("answer.k must be at least 1")
     if isinstance(section, AnswerSettings) and not 0.0 <= section.min_support <= 1.0:

@@ -105,6 +105,9 @@ class SearchRequest:
     rrf_k: int | None = None
     candidates: int | None = None  # first-stage depth; with reranking, k1 (hits reranked down to k)
     rerank: bool | None = None  # None: the configured default (rerank.enabled)
+    # none | multi_query | hyde | decompose | auto (query/run.py); None: the configured default (learn.strategy)
+    strategy: str | None = None
+    user: str = ""  # who searches (an API key digest): with learn.scope = "source", only their votes apply
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class SearchResult:
 
     hits: tuple[Hit, ...]
     timings: Mapping[str, float] = field(default_factory=dict)
+    strategy: str = "none"  # the query strategy that ran
 
 
 # -- answers (generation) ------------------------------------------------------------
@@ -187,6 +191,45 @@ class Citation:
     attributed: bool = False
 
 
+ClaimStatus = Literal["supported", "contradicted", "unsupported"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One claim of an answer, checked against the passages it cites.
+
+    ``text`` is the claim without markers; ``start``/``end`` its span in ``Answer.text`` (its own
+    markers included). ``score`` is the judge's probability that the cited passage states the
+    claim (the share of its words found there when no judge model ran).
+    """
+
+    text: str
+    start: int
+    end: int
+    status: ClaimStatus
+    citations: tuple[int, ...] = ()
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictSide:
+    """One value the sources give for a disputed fact: the source's ``[citation]`` and document."""
+
+    citation: int
+    value: str
+    doc_id: str
+    preferred: bool = False  # the side that wins by answer.conflict_precedence
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Passages that disagree on the fact a question asks about (a number, a date, a name, yes/no)."""
+
+    topic: str
+    kind: Literal["number", "date", "name", "yes/no"]
+    sides: tuple[ConflictSide, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A generated answer with its verified citations, the context hits, timings (ms) and usage.
@@ -213,3 +256,6 @@ class Answer:
     generated_text: str = ""
     support: float = 0.0
     confidence: float | None = None  # geometric mean of the generated tokens' probabilities, if known
+    claims: tuple[Claim, ...] = ()  # claim-level grounding (answer.grounding)
+    conflicts: tuple[Conflict, ...] = ()  # sources that disagree on the asked fact
+    strategy: str = "none"  # the query strategy that ran for retrieval

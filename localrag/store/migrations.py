@@ -90,6 +90,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX file_states_root ON file_states (namespace, root);
     CREATE INDEX file_states_sha ON file_states (namespace, sha256);
     """,
+    # 4: online learning from feedback (learn/feedback.py): a graded judgment in [-1, 1] (NULL: from
+    # relevant), who voted (an API key's digest or a client address; '' for the library) and the
+    # query's embedding, so a search compares itself with past queries without re-embedding them.
+    """
+    ALTER TABLE feedback ADD COLUMN grade REAL;
+    ALTER TABLE feedback ADD COLUMN source TEXT NOT NULL DEFAULT '';
+    ALTER TABLE feedback ADD COLUMN vector BLOB;
+    """,
 )
 
 

@@ -170,7 +170,10 @@ class SQLiteStore:
         return int(self.get_meta("changes_floor") or 0)
 
     # -- feedback ----------------------------------------------------------------
-    def add_feedback(self, namespace: str, query: str, chunk_id: int, relevant: bool) -> None:
+    def add_feedback(
+        self, namespace: str, query: str, chunk_id: int, relevant: bool, *, grade: float | None = None,
+        source: str = "", vector: bytes | None = None,
+    ) -> None:
         """Store one judgment; the chunk must exist in ``namespace`` (NotFoundError otherwise)."""
         row = self._conn().execute(
             "SELECT d.doc_id FROM chunks c JOIN documents d ON d.id = c.document_id"
@@ -181,18 +184,35 @@ class SQLiteStore:
             raise NotFoundError(f"no chunk {chunk_id} in namespace {namespace!r}")
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO feedback (namespace, query, chunk_id, doc_id, relevant, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (namespace, query, int(chunk_id), row[0], int(relevant), time.time()),
+                "INSERT INTO feedback (namespace, query, chunk_id, doc_id, relevant, created_at, grade, source,"
+                " vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (namespace, query, int(chunk_id), row[0], int(relevant), time.time(), grade, source, vector),
             )
 
-    def feedback_items(self, namespace: str | None = None, limit: int = 0) -> list[dict[str, Any]]:
-        """Judgments oldest first (of one namespace, or all); ``limit`` 0: every one."""
+    def feedback_generation(self) -> int:
+        """Changes whenever a judgment is stored (the newest row id), so caches can key on it."""
+        row = self._conn().execute("SELECT max(id) FROM feedback").fetchone()
+        return int(row[0] or 0)
+
+    def feedback_votes(self, namespace: str) -> list[tuple[str, int, float, str, float, bytes | None]]:
+        """(query, chunk_id, grade, source, created_at, query vector or None) of a namespace's judgments."""
+        return [
+            (str(r[0]), int(r[1]), float(r[2] if r[2] is not None else (1.0 if r[3] else -1.0)), str(r[4]),
+             float(r[5]), r[6])
+            for r in self._conn().execute(
+                "SELECT query, chunk_id, grade, relevant, source, created_at, vector FROM feedback"
+                " WHERE namespace = ? ORDER BY id", (namespace,))
+        ]
+
+    def feedback_items(
+        self, namespace: str | None = None, limit: int = 0, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
+        """Judgments oldest (or newest) first, of one namespace or all; ``limit`` 0: every one."""
         sql = "SELECT namespace, query, chunk_id, doc_id, relevant, created_at FROM feedback"
         args: tuple[Any, ...] = ()
         if namespace is not None:
             sql, args = sql + " WHERE namespace = ?", (namespace,)
-        sql += " ORDER BY id" + (f" LIMIT {int(limit)}" if limit > 0 else "")
+        sql += " ORDER BY id" + (" DESC" if newest_first else "") + (f" LIMIT {int(limit)}" if limit > 0 else "")
         names = ("namespace", "query", "chunk_id", "doc_id", "relevant", "created_at")
         return [
             {**dict(zip(names, r, strict=True)), "relevant": bool(r[4])} for r in self._conn().execute(sql, args)
@@ -469,23 +489,9 @@ class SQLiteStore:
         return Document(row[0], row[1], row[2], row[3], json.loads(row[4]), tuple(json.loads(row[5])))
 
     def list_documents(self, namespace: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT d.doc_id, d.source, d.title, d.metadata, d.updated_at,"
-            " (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) FROM documents d"
-            " JOIN namespaces n ON n.id = d.namespace_id WHERE n.name = ? ORDER BY d.doc_id LIMIT ? OFFSET ?",
-            (namespace, limit, offset),
-        )
-        return [
-            {
-                "doc_id": r[0],
-                "source": r[1],
-                "title": r[2],
-                "metadata": json.loads(r[3]),
-                "updated_at": r[4],
-                "chunks": int(r[5]),
-            }
-            for r in rows
-        ]
+        from localrag.store.browse import StoreBrowser
+
+        return StoreBrowser(self).documents(namespace, limit, offset)[0]
 
     def stats(self) -> dict[str, Any]:
         db = sqlite_utils.Database(self._conn())

@@ -47,7 +47,7 @@ def test_a_healthy_directory(tmp_path: Path) -> None:
     assert info["integrity"] == "ok" and info["documents"] == 4 and info["chunks"] == 4
     assert info["namespaces"][""]["documents"] == 3 and info["namespaces"]["notes"]["documents"] == 1
     assert info["indexes"] == {"": "fresh", "notes": "fresh"}
-    assert info["schema_version"] == 3 and info["vector_space"] == "fake-hashing"
+    assert info["schema_version"] == 4 and info["vector_space"] == "fake-hashing"
     assert _data_problems(report, data) == []
     assert any("'fake-hashing' vectors" in p and "localrag reembed" in p for p in report["problems"])
     json.dumps(report)  # JSON-able as it is
