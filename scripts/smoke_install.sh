@@ -37,4 +37,26 @@ assert answer["citations"], answer
 assert any("bees" in c["source"] for c in answer["citations"]), answer["citations"]
 print("[smoke] cited answer:", answer["answer"][:120])
 PY
-echo "[smoke] the wheel install ingests, searches, reranks and answers offline"
+"$BIN/python" - "$BIN/localrag" <<'PY'
+# the web app's files ship in the wheel: `localrag serve` answers / and /app/* from the installed package
+import pathlib, socket, subprocess, sys, time, urllib.request
+import localrag.web.routes as web
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+server = subprocess.Popen([sys.argv[1], "--data", "data", "serve", "--port", str(port)])
+base = f"http://127.0.0.1:{port}"
+try:
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2); break
+        except OSError:
+            time.sleep(0.1)
+    for path, file in [("/", "index.html"), ("/app/js/app.js", "js/app.js"), ("/app/app.css", "app.css")]:
+        with urllib.request.urlopen(base + path, timeout=10) as r:
+            assert r.status == 200 and r.read() == (web.STATIC / file).read_bytes(), path
+    assert "site-packages" in pathlib.Path(web.STATIC).resolve().parts, web.STATIC
+    print("[smoke] GET / serves the web app from", web.STATIC)
+finally:
+    server.terminate(); server.wait(timeout=30)
+PY
+echo "[smoke] the wheel install ingests, searches, reranks, answers and serves the web app offline"

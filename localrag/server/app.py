@@ -51,11 +51,12 @@ from localrag.server.security import (
     split_keys,
 )
 from localrag.server.uploads import remove_stale_uploads
+from localrag.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("localrag.server.access")
 
-RAG_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", *DOCS_PATHS)
+RAG_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", web_routes.APP_PREFIX, *DOCS_PATHS)
 
 
 def _is_rag_path(path: str) -> bool:
@@ -163,6 +164,8 @@ def create_app(
     app.include_router(docs_router(app, docs_guard))
     app.include_router(events_route.router())  # GET /v1/events (issue 19)
     app.include_router(dashboard.router())  # GET /v1/dashboard (issue 13)
+    if server.web_ui:
+        app.include_router(web_routes.router())  # the browser app at / (issue 13)
     install_openapi(app, secured=bool(keys))
     remove_stale_uploads(engine.path)
     app.add_exception_handler(LocalRagError, _error_response)
