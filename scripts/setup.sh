@@ -12,7 +12,8 @@ say() { echo "[setup] $*"; }
 
 # Debian packages: strace (the tests check at the system-call level that nothing reaches the
 # network), Tesseract with English data (OCR of images and scanned PDF pages), and espeak-ng plus the
-# DejaVu font, which the tests use to make their own speech and page images.
+# DejaVu font, which the tests use to make their own speech and page images; chromium for the web
+# app's browser tests.
 missing=()
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
@@ -20,6 +21,7 @@ command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
   || missing+=(tesseract-ocr-eng)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the web app's browser tests (Playwright drives it)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing Debian packages: ${missing[*]}"

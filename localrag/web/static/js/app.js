@@ -65,10 +65,11 @@ async function route() {
     cleanup = typeof done === 'function' ? done : null;
   } catch (e) {
     console.error(e);
-    root.append(h('div', {class: 'notice error', role: 'alert'}, `This page failed to load: ${e.message}`));
+    root.append(h('div', {class: 'notice error page-failed', role: 'alert'}, `This page failed to load: ${e.message}`));
   }
   if (!window.localragReady) {
     window.localragReady = performance.now();
+    document.body.dataset.ready = '1';  // for tests: the CSP forbids the eval behind wait_for_function
     document.dispatchEvent(new CustomEvent('localrag:ready'));
   }
 }
