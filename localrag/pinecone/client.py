@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from localrag.errors import InvalidInputError, LocalRagError
 from localrag.pinecone import models as m
 from localrag.pinecone import wire
+from localrag.pinecone.documents_client import Documents, Indexes
+from localrag.pinecone.documents_index import DocumentIndex
 from localrag.pinecone.errors import api_error
 from localrag.pinecone.local import LocalIndex, LocalPinecone
 from localrag.pinecone.store import IndexConfig
@@ -49,10 +51,15 @@ def _api(control_plane: bool = False) -> Callable[[Callable[..., T]], Callable[.
     return wrap
 
 
+@_api()
+def _call(fn: Callable[[], T]) -> T:
+    return fn()
+
+
 def index_model(config: IndexConfig, host: str) -> m.IndexModel:
     return m.IndexModel(config.name, config.dimension, config.metric, host, config.vector_type,
                         config.deletion_protection, config.tags, m.IndexStatus(),
-                        {"serverless": {"cloud": config.cloud, "region": config.region}})
+                        {"serverless": {"cloud": config.cloud, "region": config.region}}, config.schema)
 
 
 def _spec_placement(spec: Any) -> tuple[str, str]:
@@ -99,9 +106,22 @@ class Pinecone:
                                           dict(tags) if tags else None, cloud, region)
         return index_model(config, LOCAL_HOST_SCHEME + name)
 
+    @property
+    def indexes(self) -> Indexes:
+        """The 10.x control-plane namespace: ``pc.indexes.create(schema=...)`` and friends."""
+        return Indexes(self)
+
+    @_api(control_plane=True)
+    def _create_document_index(self, name: str, schema: Mapping[str, Any], placement: Any,
+                               deletion_protection: Any, tags: Mapping[str, str] | None) -> m.IndexModel:
+        cloud, region = _spec_placement(placement)
+        config = self._local.create_document_index(name, dict(schema), _enum(deletion_protection) or "disabled",
+                                                   dict(tags) if tags else None, cloud, region)
+        return index_model(config, LOCAL_HOST_SCHEME + name)
+
     @_api(control_plane=True)
     def describe_index(self, name: str) -> m.IndexModel:
-        return index_model(self._local.index(name).config, LOCAL_HOST_SCHEME + name)
+        return index_model(self._local._opened(name).config, LOCAL_HOST_SCHEME + name)
 
     @_api(control_plane=True)
     def list_indexes(self) -> m.IndexList:
@@ -126,7 +146,7 @@ class Pinecone:
             name = host.removeprefix(LOCAL_HOST_SCHEME).rstrip("/").rsplit("/", 1)[-1]
         if not name:
             raise InvalidInputError("Either name or host must be provided to create an Index client.")
-        return Index(self._local.index(name))
+        return Index(self._local._opened(name))
 
     def Index(self, name: str = "", host: str = "", **kwargs: Any) -> Index:
         return self.index(name=name, host=host, **kwargs)
@@ -161,8 +181,22 @@ def _sparse_dict(value: Any) -> Any:
 class Index:
     """The data plane of one index, in process. Method names and arguments follow the SDK."""
 
-    def __init__(self, local: LocalIndex) -> None:
-        self._index = local
+    def __init__(self, local: LocalIndex | DocumentIndex) -> None:
+        self._opened = local
+
+    @property
+    def _index(self) -> LocalIndex:
+        if not isinstance(self._opened, LocalIndex):
+            raise InvalidInputError(f"Index {self._opened.config.name!r} is a document index: use index.documents")
+        return self._opened
+
+    @property
+    def documents(self) -> Documents:
+        """The Documents API of a document index (created with a schema of named fields)."""
+        if not isinstance(self._opened, DocumentIndex):
+            raise api_error(InvalidInputError(f"Index {self._opened.config.name!r} is a vector index: the Documents "
+                                              "API needs an index created with a schema of named fields"))
+        return Documents(self._opened, _call)
 
     def __enter__(self) -> Index:
         return self

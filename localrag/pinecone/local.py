@@ -17,7 +17,7 @@ import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from localrag.pinecone.space import Space
 from localrag.pinecone.store import Catalog, IndexConfig, RecordStore
 from localrag.rwlock import ReadWriteLock
 from localrag.store.lock import WriterLock
+
+if TYPE_CHECKING:
+    from localrag.pinecone.documents_index import DocumentIndex, EmbedderSource
 
 log = logging.getLogger(__name__)
 
@@ -323,14 +326,15 @@ def _sparse(sparse: wire.Sparse | None) -> m.SparseValues | None:
 class LocalPinecone:
     """The control plane: the indexes under one data directory (one writer process at a time)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, embedder: EmbedderSource | None = None) -> None:
         self.root = Path(root)
+        self._embedder = embedder
         self.catalog = Catalog(self.root)
         self._writer = WriterLock(self.root)
         self._writer.acquire()
         self.catalog.purge_trash()
         self._lock = threading.Lock()
-        self._open: dict[str, LocalIndex] = {}
+        self._open: dict[str, LocalIndex | DocumentIndex] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -376,21 +380,77 @@ class LocalPinecone:
         log.info("created index %s (%s, %s, dim %s)", name, vector_type, metric, dimension)
         return config
 
-    def index(self, name: str) -> LocalIndex:
+    def create_document_index(self, name: Any, schema: Any, deletion_protection: Any = "disabled", tags: Any = None,
+                              cloud: str = "aws", region: str = "us-east-1") -> IndexConfig:
+        """A document index from a 2026-07 schema (full-text, vector and embedded fields)."""
+        from localrag.pinecone.documents_index import DocumentIndex
+        from localrag.pinecone.documents_schema import parse_schema
+
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidInputError("Name must be 1-45 characters of lowercase letters, digits or '-', "
+                                    "starting and ending with a letter or digit")
+        if deletion_protection not in ("enabled", "disabled", None):
+            raise InvalidInputError("deletion_protection must be 'enabled' or 'disabled'")
+        if tags is not None and not (isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())):
+            raise InvalidInputError("tags must be an object of strings")
+        embedder = self.embedder()
+        declares_embed = any(isinstance(f, dict) and f.get("embed") is not None
+                             for f in (schema.get("fields") or {}).values()) if isinstance(schema, dict) else False
+        parsed = parse_schema(schema, embedder.dim if declares_embed else None)
+        config = IndexConfig(name, None, "cosine", "document", deletion_protection or "disabled", tags or None,
+                             cloud, region, schema=parsed.to_wire())
+        with self._lock:
+            if name in self.catalog.names():
+                raise ConflictError(f"Resource {name} already exists")
+            store = self.catalog.create(config)
+            self._open[name] = DocumentIndex(config, store, embedder)
+        log.info("created document index %s (%d fields)", name, len(parsed.fields))
+        return config
+
+    def embedder(self) -> EmbedderSource:
+        """The local embedder behind ``embed`` fields: the data directory's configured one, loaded on use."""
+        if self._embedder is None:
+            from localrag.pinecone.documents_index import default_embedder
+
+            self._embedder = default_embedder(self.root.parent)
+        return self._embedder
+
+    def _opened(self, name: str) -> LocalIndex | DocumentIndex:
         with self._lock:
             opened = self._open.get(name)
             if opened is None:
                 if name not in self.catalog.names():
                     raise NotFoundError(f"Resource {name} not found")
                 folder = self.catalog.folder(name)
-                opened = self._open[name] = LocalIndex(IndexConfig.load(folder), RecordStore(folder))
+                config = IndexConfig.load(folder)
+                if config.schema is not None:
+                    from localrag.pinecone.documents_index import DocumentIndex
+
+                    opened = DocumentIndex(config, RecordStore(folder), self.embedder())
+                else:
+                    opened = LocalIndex(config, RecordStore(folder))
+                self._open[name] = opened
             return opened
 
+    def index(self, name: str) -> LocalIndex:
+        opened = self._opened(name)
+        if not isinstance(opened, LocalIndex):
+            raise InvalidInputError(f"Index {name!r} is a document index: use the Documents API "
+                                    "(index.documents.upsert, search, fetch, ...)")
+        return opened
+
+    def documents(self, name: str) -> DocumentIndex:
+        opened = self._opened(name)
+        if isinstance(opened, LocalIndex):
+            raise InvalidInputError(f"Index {name!r} is a vector index: the Documents API needs an index created "
+                                    "with a schema of named fields")
+        return opened
+
     def configs(self) -> list[IndexConfig]:
-        return [self.index(name).config for name in self.catalog.names()]
+        return [self._opened(name).config for name in self.catalog.names()]
 
     def delete_index(self, name: str) -> None:
-        index = self.index(name)
+        index = self._opened(name)
         if index.config.deletion_protection == "enabled":
             raise DeletionProtectedError(f"Deletion protection is enabled for index {name!r}; disable it "
                                          "before deleting the index")
@@ -400,7 +460,7 @@ class LocalPinecone:
             self.catalog.delete(name)
 
     def configure_index(self, name: str, deletion_protection: Any = None, tags: Any = None) -> IndexConfig:
-        index = self.index(name)
+        index = self._opened(name)
         config = index.config
         if deletion_protection is not None:
             if deletion_protection not in ("enabled", "disabled"):

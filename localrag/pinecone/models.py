@@ -257,6 +257,7 @@ class IndexModel(_DictLike):
     tags: dict[str, str] | None = None
     status: IndexStatus = field(default_factory=IndexStatus)
     spec: dict[str, Any] = field(default_factory=lambda: {"serverless": {"cloud": "aws", "region": "us-east-1"}})
+    schema: dict[str, Any] | None = None  # a document index's fields, as created (resolved)
 
     def legacy_wire(self) -> dict[str, Any]:
         """The 2025-01 (and earlier) control-plane shape."""
@@ -268,7 +269,9 @@ class IndexModel(_DictLike):
     def current_wire(self) -> dict[str, Any]:
         """The 2026-07 shape: vector fields in a schema, placement in a deployment."""
         fields_: dict[str, Any] = {}
-        if self.vector_type == "sparse":
+        if self.schema is not None:
+            fields_ = self.schema["fields"]
+        elif self.vector_type == "sparse":
             fields_["_sparse_values"] = {"type": "sparse_vector"}
         else:
             fields_["_values"] = {"type": "dense_vector", "dimension": self.dimension, "metric": self.metric}

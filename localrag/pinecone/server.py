@@ -37,6 +37,8 @@ from localrag.errors import (
 )
 from localrag.pinecone import wire
 from localrag.pinecone.client import SUBDIR, index_model
+from localrag.pinecone.documents_routes import documents_router
+from localrag.pinecone.documents_schema import is_document_schema
 from localrag.pinecone.errors import UnauthorizedError, control_plane_body, data_plane_body
 from localrag.pinecone.local import LocalIndex, LocalPinecone
 from localrag.pinecone.models import DEFAULT_NAMESPACE_ALIAS
@@ -194,7 +196,7 @@ def data_router() -> APIRouter:
 
 
 def _describe(request: Request, name: str) -> dict[str, Any]:
-    config = _state(request).backend.index(name).config
+    config = _state(request).backend._opened(name).config
     host = f"{str(request.base_url).rstrip('/')}{DATA_PREFIX}/{name}"
     model = index_model(config, host)
     return model.current_wire() if api_version(request) >= CURRENT_VERSION else model.legacy_wire()
@@ -233,8 +235,17 @@ def control_router() -> APIRouter:
 
     @router.post("/indexes", status_code=201)
     async def create_index(request: Request) -> JSONResponse:
-        args = _create_args(await _json(request))
-        config = await run_in_threadpool(lambda: _state(request).backend.create_index(**args))
+        body = await _json(request)
+        backend = _state(request).backend
+        if isinstance(body, dict) and is_document_schema(body.get("schema")):
+            deployment = body.get("deployment")
+            placement: dict[str, Any] = deployment if isinstance(deployment, dict) else {}
+            config = await run_in_threadpool(lambda: backend.create_document_index(
+                body.get("name"), body["schema"], body.get("deletion_protection"), body.get("tags"),
+                str(placement.get("cloud") or "aws"), str(placement.get("region") or "us-east-1")))
+            return _ok(_describe(request, config.name), 201)
+        args = _create_args(body)
+        config = await run_in_threadpool(lambda: backend.create_index(**args))
         return _ok(_describe(request, config.name), 201)
 
     @router.get("/indexes")
@@ -336,6 +347,7 @@ def create_app(data_dir: str | Path, api_keys: Sequence[str] = (), *, docs: bool
     app.state.pinecone = ServerState(backend, api_keys)
     app.include_router(control_router())
     app.include_router(data_router())
+    app.include_router(documents_router(DATA_PREFIX + "/{index_name}", [authorize, api_version], _state, _json))
     app.add_exception_handler(LocalRagError, _error_response)
     app.add_exception_handler(StarletteHTTPException, _error_response)
     app.add_exception_handler(Exception, _error_response)

@@ -57,6 +57,7 @@ class IndexConfig:
     cloud: str = "aws"
     region: str = "us-east-1"
     created_at: float = field(default_factory=time.time)
+    schema: dict[str, Any] | None = None  # a document index's resolved schema; None for a vector index
 
     def save(self, folder: Path) -> None:
         atomic_write_bytes(folder / CONFIG_FILE, json.dumps(asdict(self), indent=1).encode())
