@@ -4,7 +4,8 @@ The last user message is the question; earlier user/assistant turns become the c
 history (follow-ups are rewritten into standalone questions, as in ``rag.chat()``).
 Responses follow OpenAI's shapes and add ``sources`` (the citations) so chat UIs and
 the official clients work unchanged while the sources stay reachable
-(``completion.model_extra["sources"]`` in the openai package).
+(``completion.model_extra["sources"]`` in the openai package). The last chunk of a stream also
+carries ``localrag``: the whole answer as ``POST /v1/ask`` returns it (what the web app's chat shows).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from localrag.answer.chat import ChatSession
-from localrag.answer.format import citation_dict
+from localrag.answer.format import answer_dict, citation_dict
 from localrag.errors import InvalidInputError, LocalRagError
 from localrag.filters import validate_filter
 from localrag.server.concurrency import Slot
@@ -128,7 +129,7 @@ async def _chunks(ctx: ServerContext, stream: Iterator[str | Answer], slot: Slot
                 # The streamed text is the model's own; the verified text (citations added, or the
                 # abstention when nothing was supported) comes with the sources in the last chunk.
                 yield chunk({}, "stop", usage=_usage(item), sources=_sources(item),
-                            answer=item.text, abstained=item.abstained)
+                            answer=item.text, abstained=item.abstained, localrag=answer_dict(item))
             else:
                 yield chunk({"content": item})
     except LocalRagError as e:

@@ -124,6 +124,9 @@ def test_openai_client_chat_plain_and_streaming(served: tuple[str, LocalRAG]) ->
     assert last is not None and last.choices[0].finish_reason == "stop"
     check_citations(last.model_extra["sources"], rag)
     assert last.model_extra["answer"] == expected.text
+    whole = last.model_extra["localrag"]  # the answer as /v1/ask gives it, for the web app's chat
+    assert whole["answer"] == expected.text and whole["citations"] == last.model_extra["sources"]
+    assert whole["provider"] == "llamacpp" and whole["timings_ms"]["total"] > 0
 
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).chat.completions.create(
