@@ -21,6 +21,7 @@ from localrag.jsonsafe import check_metadata
 from localrag.protocols import Embedder, Generator, Reranker
 from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
+from localrag.store.browse import StoreBrowser
 from localrag.store.lock import WriterLock
 from localrag.store.sqlite import SQLiteStore, WriteResult
 from localrag.types import (
@@ -37,6 +38,7 @@ from localrag.types import (
 if TYPE_CHECKING:
     from localrag.answer.chat import ChatSession
     from localrag.answer.pipeline import AnswerPipeline
+    from localrag.docview import DocumentView
     from localrag.ingest.sync import SyncReport
     from localrag.types import Answer
 
@@ -358,15 +360,30 @@ class LocalRAG:
             self._begin_write()
             self.store.add_feedback(namespace, query.strip(), chunk_id, bool(relevant))
 
-    def feedback_items(self, namespace: str | None = None, limit: int = 0) -> list[dict[str, Any]]:
-        """Stored judgments, oldest first: dicts with namespace, query, chunk_id, doc_id, relevant, created_at."""
-        return self.store.feedback_items(namespace, limit)
+    def feedback_items(
+        self, namespace: str | None = None, limit: int = 0, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
+        """Stored judgments, oldest (or newest) first: dicts with namespace, query, chunk_id, doc_id, relevant,
+        created_at."""
+        return self.store.feedback_items(namespace, limit, newest_first)
 
     def get_document(self, doc_id: str, namespace: str = "") -> Document:
         return self.store.get_document(namespace, doc_id)
 
     def documents(self, namespace: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         return self.store.list_documents(namespace, limit, offset)
+
+    def find_documents(
+        self, namespace: str = "", q: str = "", limit: int = 100, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the documents whose doc_id, title or source contain ``q`` (any case), and how many match."""
+        return StoreBrowser(self.store).documents(namespace, limit, offset, q)
+
+    def document_view(self, doc_id: str, namespace: str = "") -> DocumentView:
+        """A stored document with its chunks' spans and its kind (pdf, sheet, media, mail, text): see docview."""
+        from localrag.docview import document_view
+
+        return document_view(self.store, doc_id, namespace)
 
     def iter_documents(self, namespace: str = "", page: int = 500) -> Iterator[Document]:
         """Every stored document of ``namespace``, by doc_id, read a page at a time."""

@@ -14,6 +14,9 @@ The loop, crash-safe because the store and its file states are the only memory:
 3. each debounced batch of changed paths is reconciled (only those paths; a rename inside one batch
    keeps its document); files skipped for now (unreadable, still being written) are retried with
    backoff, from 0.25 s up to a minute.
+
+``WatchStatus`` says what the loop is doing (state, the last reconcile's counts, the last errors and
+skips per folder) for ``GET /v1/watch``; the loop writes it, any thread reads it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from localrag.errors import DependencyMissingError, LocalRagError
 from localrag.ingest.sync import Syncer, SyncOptions, SyncReport, _root
@@ -37,6 +41,84 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.25
 TICK_MS = 100  # how often the loop wakes without file events, to run retries that are due
 RETRY_MAX_S = 60.0
+KEEP_NOTICES = 50  # errors and skips remembered per folder, newest kept
+
+WatchState = Literal["starting", "syncing", "watching", "stopped", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An error of the watch or a file it skipped: which path, why, when (Unix time)."""
+
+    path: str
+    reason: str
+    time: float
+    retry: bool = False  # a skip that will be tried again (unreadable, still being written)
+
+
+class WatchStatus:
+    """The state of one watcher over its folders; thread-safe (the watch thread writes, servers read)."""
+
+    def __init__(self, roots: Sequence[Path], keep: int = KEEP_NOTICES) -> None:
+        self.roots = tuple(r.as_posix() for r in roots)
+        self._lock = threading.Lock()
+        self._state: WatchState = "starting"
+        self._last_sync: dict[str, Any] | None = None
+        self._syncs = 0
+        self._errors: dict[str, deque[Notice]] = {r: deque(maxlen=keep) for r in self.roots}
+        self._skips: dict[str, deque[Notice]] = {r: deque(maxlen=keep) for r in self.roots}
+
+    @property
+    def state(self) -> WatchState:
+        return self._state
+
+    def set_state(self, state: WatchState) -> None:
+        with self._lock:
+            self._state = state
+
+    def _folders_of(self, path: str) -> tuple[str, ...]:
+        # A notice about no folder in particular (the reconcile itself failed) concerns them all.
+        inside = tuple(r for r in self.roots if path == r or path.startswith(r + "/"))
+        return inside or self.roots
+
+    def error(self, reason: str, path: str = "") -> None:
+        notice = Notice(path, reason, time.time())
+        with self._lock:
+            self._state = "error"
+            for root in self._folders_of(path):
+                self._errors[root].append(notice)
+
+    def synced(self, report: SyncReport, *, full: bool) -> None:
+        now = time.time()
+        retry = set(report.retry)
+        with self._lock:
+            self._syncs += 1
+            self._last_sync = {
+                "time": now, "full": full, "seconds": round(report.seconds, 4), "added": len(report.added),
+                "updated": len(report.updated), "unchanged": report.unchanged, "deleted": len(report.deleted),
+                "renamed": len(report.renamed), "duplicates": len(report.duplicates),
+                "skipped": len(report.skipped), "retry": len(report.retry),
+            }  # fmt: skip
+            for skipped in report.skipped:
+                notice = Notice(skipped.path, skipped.reason, now, skipped.path in retry)
+                for root in self._folders_of(skipped.path):
+                    self._skips[root].append(notice)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """One dict per folder: path, state, syncs, last_sync (None before the first), errors and skips
+        (newest first, at most ``keep`` each)."""
+        with self._lock:
+            return [
+                {"path": root, "state": self._state, "syncs": self._syncs,
+                 "last_sync": None if self._last_sync is None else dict(self._last_sync),
+                 "errors": [_notice(n) for n in reversed(self._errors[root])],
+                 "skips": [_notice(n) for n in reversed(self._skips[root])]}
+                for root in self.roots
+            ]  # fmt: skip
+
+
+def _notice(notice: Notice) -> dict[str, Any]:
+    return {"path": notice.path, "reason": notice.reason, "time": notice.time, "retry": notice.retry}
 
 
 class Watcher:
@@ -56,6 +138,7 @@ class Watcher:
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self.stop_event = threading.Event()
+        self.status = WatchStatus(self.roots)
         self._retry: dict[str, tuple[int, float]] = {}  # path -> (attempts, when to try next)
 
     def stop(self) -> None:
@@ -67,11 +150,19 @@ class Watcher:
             import watchfiles
         except ImportError as e:  # a core dependency; a broken install still gets a clear message
             raise DependencyMissingError("folder watching needs watchfiles: pip install watchfiles") from e
+        try:
+            self._watch(watchfiles.watch, on_ready)
+        except Exception as e:
+            self.status.error(f"watch stopped: {type(e).__name__}: {e}")
+            raise
+        self.status.set_state("stopped")
+
+    def _watch(self, watch: Callable[..., Any], on_ready: Callable[[SyncReport], None] | None) -> None:
         report = self._reconcile(None)
         if on_ready is not None:
             on_ready(report)
         started = False
-        for changes in watchfiles.watch(
+        for changes in watch(
             *self.roots, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
             stop_event=self.stop_event, rust_timeout=TICK_MS, yield_on_timeout=True,
             raise_interrupt=False, ignore_permission_denied=True,
@@ -86,11 +177,15 @@ class Watcher:
                 self._reconcile(paths)
 
     def _reconcile(self, scope: set[str] | None) -> SyncReport:
+        self.status.set_state("syncing")
         try:
             report = self.syncer.reconcile(self.roots, scope)
         except LocalRagError as e:  # a root gone or unreadable: say so and keep watching the others
             log.error("watch: reconcile failed: %s", e)
+            self.status.error(f"reconcile failed: {e}")
             return SyncReport()
+        self.status.synced(report, full=scope is None)
+        self.status.set_state("watching")
         now = time.monotonic()
         for path in scope or ():
             if path not in report.retry:
@@ -112,10 +207,14 @@ class WatchThread:
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="localrag-watch", daemon=True)
 
+    @property
+    def status(self) -> WatchStatus:
+        return self.watcher.status
+
     def _run(self) -> None:
         try:
             self.watcher.run(on_ready=lambda _: self.ready.set())
-        except Exception:  # the server stays up without the watch; the log says why
+        except Exception:  # the server stays up without the watch; the log and the status say why
             log.exception("watch stopped by an error")
 
     def start(self) -> WatchThread:

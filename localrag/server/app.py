@@ -34,7 +34,7 @@ from localrag.ingest.watch import WatchThread
 from localrag.metrics import SNAPSHOT_FILE, Metrics
 from localrag.pinecone import server as pinecone_server
 from localrag.pinecone.server import is_loopback
-from localrag.server import dashboard, events_route, openai_chat, routes
+from localrag.server import dashboard, events_route, openai_chat, routes, webapi
 from localrag.server.connections import uvicorn_options
 from localrag.server.context import ServerContext, context_of
 from localrag.server.docs import DOCS_PATHS, docs_router
@@ -163,6 +163,7 @@ def create_app(
     app.include_router(routes.ops_router())
     app.include_router(docs_router(app, docs_guard))
     app.include_router(events_route.router())  # GET /v1/events (issue 19)
+    app.include_router(webapi.router())  # documents, namespaces, feedback, settings, watch for the web app (issue 13)
     app.include_router(dashboard.router())  # GET /v1/dashboard (issue 13)
     if server.web_ui:
         app.include_router(web_routes.router())  # the browser app at / (issue 13)
@@ -193,6 +194,7 @@ def create_app(
             flusher = asyncio.create_task(_flush_metrics(ctx))
             sampling = dashboard.start(app)
             watching = WatchThread(engine, watch).start() if watch else None
+            ctx.watch = watching.status if watching is not None else None
             try:
                 yield state
             finally:

@@ -14,6 +14,7 @@ from localrag.cache import LRUCache
 from localrag.config import ServerSettings
 from localrag.engine import LocalRAG
 from localrag.errors import InvalidInputError
+from localrag.ingest.watch import WatchStatus
 from localrag.metrics import Metrics, labels_of
 from localrag.server.concurrency import LLMQueue, MicroBatcher
 from localrag.server.security import RateLimiter, check_key, identity_of, presented_key
@@ -30,6 +31,7 @@ class ServerContext:
     batcher: MicroBatcher = field(init=False)
     llm: LLMQueue = field(init=False)
     answer_cache: LRUCache[Answer] = field(init=False)
+    watch: WatchStatus | None = None  # the folders `serve --watch` keeps in sync (GET /v1/watch)
 
     def __post_init__(self) -> None:
         s = self.settings

@@ -92,7 +92,7 @@ def router() -> APIRouter:
         ctx = context_of(request)
         mode = body.mode or ctx.rag.settings.search.mode
         search_request = SearchRequest(body.query, body.k, mode, body.namespace, body.filter, body.fusion,
-                                       body.alpha, body.rrf_k, body.candidates)
+                                       body.alpha, body.rrf_k, body.candidates, body.rerank)
         result = await ctx.search(search_request)
         hits = [hit_dict(h) for h in result.hits]
         if not body.include_text:
@@ -156,11 +156,13 @@ def router() -> APIRouter:
 
     @api.get("/documents")
     async def list_documents(request: Request, namespace: str = Query("", max_length=512),
+                             q: str = Query("", max_length=1024,
+                                            description="case-insensitive substring of doc_id, title or source"),
                              limit: int = Query(100, ge=1, le=1000),
                              offset: int = Query(0, ge=0, le=2**31)) -> JSONResponse:
         ctx = context_of(request)
-        docs = await run_in_threadpool(ctx.rag.documents, namespace, limit, offset)
-        return JSONResponse({"documents": docs, "limit": limit, "offset": offset})
+        docs, total = await run_in_threadpool(ctx.rag.find_documents, namespace, q, limit, offset)
+        return JSONResponse({"documents": docs, "total": total, "limit": limit, "offset": offset})
 
     @api.delete("/documents/{doc_id:path}")
     async def delete_document(doc_id: str, request: Request,

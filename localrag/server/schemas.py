@@ -40,6 +40,7 @@ class SearchBody(_Body):
     alpha: float | None = Field(None, ge=0.0, le=1.0)
     rrf_k: Int | None = Field(None, ge=1, le=100_000)
     candidates: Int | None = Field(None, ge=1, le=MAX_K)
+    rerank: bool | None = None  # None: rerank.enabled
     include_text: bool = True
 
 

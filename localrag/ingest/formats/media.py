@@ -29,7 +29,7 @@ from localrag.types import Document
 
 log = logging.getLogger(__name__)
 
-__all__ = ["format_time", "load_media", "span_times", "transcript_text"]
+__all__ = ["format_time", "load_media", "span_times", "time_markers", "transcript_text"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm"})
 # A segment line's lead: [mm:ss.s] or [h:mm:ss.s], at the start of a line.
@@ -53,6 +53,11 @@ def transcript_text(transcript: Transcript) -> str:
     return "\n".join(f"[{format_time(s.start)}] {s.text}" for s in transcript.segments)
 
 
+def time_markers(text: str) -> list[tuple[int, float]]:
+    """(char offset, start seconds) of every segment line of a transcript, in text order."""
+    return [(m.start(), _seconds(m)) for m in MARKER.finditer(text)]
+
+
 def span_times(text: str, char_start: int, char_end: int, duration: float | None = None) -> tuple[float, float] | None:
     """(start, end) seconds of the speech under ``text[char_start:char_end]``; None without markers.
 
@@ -60,7 +65,7 @@ def span_times(text: str, char_start: int, char_end: int, duration: float | None
     the line holding ``char_start``; the end is the next line's marker after ``char_end`` (or ``duration``, or
     the last marker in the span when neither is known).
     """
-    markers = [(m.start(), _seconds(m)) for m in MARKER.finditer(text)]
+    markers = time_markers(text)
     if not markers:
         return None
     before = [t for pos, t in markers if pos <= char_start]
