@@ -123,6 +123,18 @@ class AnswerSettings:
     max_words: int = 0
     rewrite_followups: bool = True
     history_turns: int = 3
+    # claim-level grounding (answer/grounding.py): each claim checked against the passages it cites by
+    # rules and the llama.cpp model as a yes/no judge. flag: keep and mark; drop: remove failed claims;
+    # abstain: withhold the answer when its first claim fails
+    grounding: bool = True
+    grounding_policy: Literal["flag", "drop", "abstain"] = "flag"
+    grounding_threshold: float = 0.0  # the judge's logit("yes") - logit("no") a supported claim reaches
+    grounding_max_claims: int = 8  # claims judged by the model per answer; later ones get the rules only
+    # sources disagreeing on the asked fact (answer/conflicts.py); precedence: "" (none), "date"
+    # (newer metadata conflict_date_field wins) or "priority" (higher metadata priority wins)
+    conflicts: bool = True
+    conflict_precedence: Literal["", "date", "priority"] = ""
+    conflict_date_field: str = "date"
 
 
 @dataclass(frozen=True, slots=True)

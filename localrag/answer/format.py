@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from localrag.types import Answer, Citation, Hit
+from localrag.types import Answer, Citation, Claim, Conflict, Hit
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
@@ -38,10 +38,34 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "generated_text": answer.generated_text,
         "support": answer.support,
         "confidence": answer.confidence,
+        "claims": [claim_dict(c) for c in answer.claims],
+        "conflicts": [conflict_dict(c) for c in answer.conflicts],
     }
 
 
 def format_sources(answer: Answer, width: int = 300) -> str:
+def claim_dict(claim: Claim) -> dict[str, Any]:
+    return {"text": claim.text, "start": claim.start, "end": claim.end, "status": claim.status,
+            "citations": list(claim.citations), "score": claim.score}
+
+
+def conflict_dict(conflict: Conflict) -> dict[str, Any]:
+    return {"topic": conflict.topic, "kind": conflict.kind,
+            "sides": [{"citation": s.citation, "value": s.value, "doc_id": s.doc_id, "preferred": s.preferred}
+                      for s in conflict.sides]}
+
+
+def format_claims(answer: Answer, width: int = 160) -> str:
+    """A line per claim that failed its check, flagged ``[contradicted]`` or ``[unsupported]``."""
+    lines = []
+    for claim in answer.claims:
+        if claim.status != "supported":
+            cited = "".join(f"[{n}]" for n in claim.citations) or "(uncited)"
+            text = claim.text if len(claim.text) <= width else claim.text[:width] + "…"
+            lines.append(f"  [{claim.status}] {text} {cited} (score {claim.score:.2f})")
+    return "Claims not supported by their sources:\n" + "\n".join(lines) if lines else ""
+
+
     """One block per citation: ``[n] title (file, page, chars a-b)`` and the quoted sentence."""
     if not answer.citations:
         return ""

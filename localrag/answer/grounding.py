@@ -12,17 +12,21 @@ not passed on as an answer.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 from localrag.answer.citations import check, resolve, strip_markers
+from localrag.answer.claims import sentence_spans, signals, split_claims
 from localrag.answer.context import Context
-from localrag.answer.sentences import sentences, terms
-from localrag.types import Citation
+from localrag.answer.sentences import terms
+from localrag.types import Citation, Claim, ClaimStatus
 
-# Markers opening a span: "Claim. [1] Next claim." splits after the full stop, so "[1]" opens the
-# next span although it closes the claim before it.
-_LEADING_MARKERS = re.compile(r"(?:\[\d+\]\s*)+")
+if TYPE_CHECKING:
+    from localrag.generate.llamacpp import LlamaCppGenerator
+
 _CITED = re.compile(r"\[(\d+)\]")
 _TRAILING_PUNCTUATION = re.compile(r"[\s.!?:;,]*$")
 # Words of answer boilerplate ("the answer, according to the sources, is ...") that claim nothing.
@@ -59,7 +63,7 @@ def verify(
     seen: set[tuple[int, int]] = set()
     insertions: list[tuple[int, str]] = []
     counted = supported = 0
-    for start, end in _answer_sentences(text):
+    for start, end in sentence_spans(text):
         sentence = text[start:end]
         claim = strip_markers(sentence)
         words = terms(claim) - _META
@@ -89,21 +93,157 @@ def verify(
     return Verified(text, tuple(citations), checked.invalid, counted, supported)
 
 
-def _answer_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans, each extended over the markers that follow its end ("Claim. [1]")."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sentences(text):
-        lead = _LEADING_MARKERS.match(text, start, end)
-        if lead and merged:
-            merged[-1] = (merged[-1][0], start + len(lead.group().rstrip()))
-            start = lead.end()
-        if start < end:
-            merged.append((start, end))
-    return merged
-
-
 def _marker_position(text: str, start: int, end: int) -> int:
     """Where a citation goes in the sentence ``text[start:end]``: before its closing punctuation."""
     sentence = text[start:end]
     match = _TRAILING_PUNCTUATION.search(sentence)
     return start + (match.start() if match else len(sentence))
+
+
+# -- claim-level grounding ----------------------------------------------------------------
+JUDGE_SYSTEM = (
+    "You check facts against a passage. Answer with one word: yes if the passage states the claim, "
+    "no if the passage does not state it or says something different."
+)
+_JUDGE_QUESTION = "Does the passage state the claim? Answer yes or no."
+# Word overlap from which a claim the judge rejects counts as contradicted rather than unsupported:
+# the passage speaks of the same thing, and says otherwise.
+_CONTRADICTION_OVERLAP = 0.75
+
+
+class ClaimJudge(Protocol):
+    """Scores (passage, claim) pairs: a log-odds margin that the passage states the claim."""
+
+    def margins(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+
+
+class LlmClaimJudge:
+    """The generator's own model as judge: logit("yes") - logit("no") (``generate.judge.LabelJudge``).
+
+    Pairs are ordered by passage, so a passage checked against several claims is evaluated once."""
+
+    def __init__(self, generator: LlamaCppGenerator, *, max_tokens: int = 384) -> None:
+        from localrag.generate.judge import NO, YES, LabelJudge
+
+        self._judge = LabelJudge(generator, JUDGE_SYSTEM, (YES, NO), max_tokens=max_tokens)
+
+    def margins(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        order = sorted(range(len(pairs)), key=lambda i: (pairs[i][0], i))
+        items = [(f"Passage: {self._judge.truncate(pairs[i][0])}\n\n",
+                  f"Claim: {pairs[i][1]}\n\n{_JUDGE_QUESTION}") for i in order]
+        logits = self._judge.logits(items) if items else None
+        out = [0.0] * len(pairs)
+        for row, i in enumerate(order):
+            assert logits is not None
+            out[i] = float(logits[row, 0] - logits[row, 1])
+        return out
+
+
+def llm_judge_of(generator: object) -> ClaimJudge | None:
+    """A judge on the generator's llama.cpp model (the chain's llama.cpp provider), or None without one."""
+    from localrag.generate.factory import LazyLlamaCpp
+    from localrag.generate.llamacpp import LlamaCppGenerator
+
+    for provider in getattr(generator, "providers", [generator]):
+        if isinstance(provider, LazyLlamaCpp):
+            provider = provider.llama()
+        if isinstance(provider, LlamaCppGenerator):
+            return LlmClaimJudge(provider)
+    return None
+
+
+def assess(claim: str, passage: str, margin: float | None, threshold: float) -> tuple[ClaimStatus, float]:
+    """Status and score of ``claim`` against one passage, from the rules and the judge's ``margin``
+    (None: no judge, word overlap decides with ``threshold`` as the share of words needed)."""
+    found = signals(claim, passage)
+    overlap = support(terms(claim), terms(passage))
+    score = 1.0 / (1.0 + math.exp(-margin)) if margin is not None else overlap
+    if found.contradicted:
+        return "contradicted", score
+    if found.unsupported:
+        return "unsupported", score
+    passed = margin >= threshold if margin is not None else overlap >= threshold
+    if passed:
+        return "supported", score
+    return ("contradicted" if overlap >= _CONTRADICTION_OVERLAP else "unsupported"), score
+
+
+_RANK: dict[ClaimStatus, int] = {"supported": 2, "contradicted": 1, "unsupported": 0}
+
+
+def ground(
+    text: str, context: Context, judge: ClaimJudge | None, *, threshold: float, max_claims: int = 8,
+) -> tuple[Claim, ...]:
+    """Each claim of ``text`` (verified, with markers) checked against the passages it cites; an uncited
+    claim against the passage sharing most of its words. The first ``max_claims`` claims go to the judge;
+    later ones get the rules and word overlap only (``min_support`` as the bar), keeping the cost bounded."""
+    spans = split_claims(text)
+    targets: list[list[int]] = []
+    for span in spans:
+        cited = [n for n in span.citations if context.get(n) is not None]
+        if not cited and context.sources:
+            words = terms(span.text)
+            cited = [max(context.sources, key=lambda s: (support(words, terms(s.text)), -s.number)).number]
+        targets.append(cited)
+    pairs = [(i, n) for i, cited in enumerate(targets) if i < max_claims for n in cited]
+    margins: dict[tuple[int, int], float] = {}
+    if judge is not None and pairs:
+        passages = {n: context.get(n) for _, n in pairs}
+        scored = judge.margins([(passages[n].text, spans[i].text) for i, n in pairs])  # type: ignore[union-attr]
+        margins = dict(zip(pairs, scored, strict=True))
+    claims = []
+    for i, (span, cited) in enumerate(zip(spans, targets, strict=True)):
+        best: tuple[ClaimStatus, float] = ("unsupported", 0.0)
+        for n in cited:
+            source = context.get(n)
+            assert source is not None
+            margin = margins.get((i, n))
+            bar = threshold if margin is not None else _OVERLAP_BAR
+            verdict = assess(span.text, source.text, margin, bar)
+            if (_RANK[verdict[0]], verdict[1]) > (_RANK[best[0]], best[1]):
+                best = verdict
+        claims.append(Claim(span.text, span.start, span.end, best[0], tuple(span.citations), round(best[1], 4)))
+    return tuple(claims)
+
+
+_OVERLAP_BAR = 0.5
+
+
+def apply_policy(
+    text: str, claims: Sequence[Claim], policy: str
+) -> tuple[str, tuple[Claim, ...], dict[int, int], bool]:
+    """``text`` and its claims under ``answer.grounding_policy``; returns (text, claims, renumbering, abstain).
+
+    ``flag`` keeps everything. ``drop`` removes failed claims from the text and renumbers the remaining
+    markers 1..m in order of appearance (the mapping old → new is returned, so citations follow).
+    ``abstain`` asks to withhold the answer when its first (core) claim failed."""
+    failed = [c for c in claims if c.status != "supported"]
+    if policy == "abstain":
+        return text, tuple(claims), {}, bool(claims) and claims[0].status != "supported"
+    if policy != "drop" or not failed:
+        return text, tuple(claims), {}, False
+    if len(failed) == len(claims):
+        return text, tuple(claims), {}, True  # nothing would be left to say
+    kept = [c for c in claims if c.status == "supported"]
+    pieces = []
+    for i, claim in enumerate(kept):
+        piece = text[claim.start : claim.end]
+        if not _CLOSED.search(piece):  # a clause cut from its sentence ends as one
+            piece += "."
+        pieces.append(piece[:1].upper() + piece[1:] if i else piece)
+    mapping: dict[int, int] = {}
+    for number in _CITED.findall(" ".join(pieces)):
+        mapping.setdefault(int(number), len(mapping) + 1)
+    out: list[str] = []
+    renumbered: list[Claim] = []
+    position = 0
+    for piece, claim in zip(pieces, kept, strict=True):
+        new = _CITED.sub(lambda m: f"[{mapping[int(m.group(1))]}]", piece)
+        renumbered.append(replace(claim, start=position, end=position + len(new),
+                                  citations=tuple(mapping[n] for n in claim.citations if n in mapping)))
+        out.append(new)
+        position += len(new) + 1
+    return " ".join(out), tuple(renumbered), mapping, False
+
+
+_CLOSED = re.compile(r"[.!?][\"'’”)\]]*(?:\s*\[\d+\])*\s*$")

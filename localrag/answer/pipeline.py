@@ -15,18 +15,19 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from localrag.answer.citations import MarkerFilter, strip_markers
 from localrag.answer.context import Context, ContextBuilder
-from localrag.answer.grounding import Verified, verify
+from localrag.answer.conflicts import conflict_note, find_conflicts
+from localrag.answer.grounding import ClaimJudge, Verified, apply_policy, ground, llm_judge_of, verify
 from localrag.config import AnswerSettings, GenerateSettings
 from localrag.errors import InvalidInputError, NotFoundError
 from localrag.generate.base import GenerationError
 from localrag.generate.prompts import PromptTemplates, condense_prompt
 from localrag.protocols import Generator
-from localrag.types import Answer, Completion, Hit, SearchMode, SearchRequest
+from localrag.types import Answer, Claim, Completion, Conflict, ConflictSide, Hit, SearchMode, SearchRequest
 
 if TYPE_CHECKING:
     from localrag.engine import LocalRAG
@@ -74,6 +75,7 @@ class AnswerPipeline:
 
     # -- public API --------------------------------------------------------------------
     def ask(self, question: str, **options: Any) -> Answer:
+        self._judge: ClaimJudge | None = None
         final: Answer | None = None
         for item in self.stream(question, **options):
             if isinstance(item, Answer):
@@ -235,7 +237,66 @@ class AnswerPipeline:
         yield Answer(
             question=question, text=text, citations=() if abstained else verified.citations,
             hits=tuple(h for h in hits if h.chunk_id in used),
+        claims: tuple[Claim, ...] = ()
+        conflicts: tuple[Conflict, ...] = ()
+        if not abstained:
+            t_ground = time.perf_counter()
+            verified, claims, conflicts, abstained = self._check(question, verified, context, hits,
+                                                                 completion.provider)
+            timings["grounding"] = (time.perf_counter() - t_ground) * 1000
+            if abstained:
+                log.info("the answer's core claim is not supported by its sources; abstaining: %r", generated)
+                text = phrase
+            else:
+                text = verified.text
             timings=timings, usage=usage, model=completion.model, provider=completion.provider,
             abstained=abstained, invalid_citations=tuple(cleaner.invalid), generated_text=generated,
             support=0.0 if abstained else verified.support, confidence=confidence,
         )
+            claims=claims, conflicts=() if abstained else conflicts,
+
+    def _claim_judge(self, provider: str) -> ClaimJudge | None:
+        """The generator's llama.cpp model as claim judge, when it wrote the answer; else None (rules and
+        word overlap decide)."""
+        if provider != "llamacpp":
+            return None
+        if self._judge is None:
+            self._judge = llm_judge_of(self.generator)
+        return self._judge
+
+    def _check(
+        self, question: str, verified: Verified, context: Context, hits: Sequence[Hit], provider: str
+    ) -> tuple[Verified, tuple[Claim, ...], tuple[Conflict, ...], bool]:
+        """Claim grounding under ``answer.grounding_policy``, then conflicting sources; returns the answer
+        (re-verified when its text changed), its claims, the conflicts and whether to abstain."""
+        s = self.settings
+        text, abstain = verified.text, False
+        claims: tuple[Claim, ...] = ()
+        numbering: dict[int, int] = {}
+        if s.grounding:
+            claims = ground(text, context, self._claim_judge(provider), threshold=s.grounding_threshold,
+                            max_claims=s.grounding_max_claims)
+            text, claims, numbering, abstain = apply_policy(text, claims, s.grounding_policy)
+        if abstain:
+            return verified, claims, (), True
+        conflicts: tuple[Conflict, ...] = ()
+        if s.conflicts:
+            metadata = {h.doc_id: h.metadata for h in hits}
+            conflicts = find_conflicts(question, context, metadata, precedence=s.conflict_precedence,
+                                       date_field=s.conflict_date_field)
+        if conflicts and numbering:  # sides whose claims were dropped take the next numbers
+            for side in (side for conflict in conflicts for side in conflict.sides):
+                numbering.setdefault(side.citation, len(numbering) + 1)
+            conflicts = tuple(replace(c, sides=tuple(ConflictSide(numbering[x.citation], x.value, x.doc_id,
+                                                                  x.preferred) for x in c.sides))
+                              for c in conflicts)
+        if conflicts:
+            text = f"{text} {conflict_note(conflicts)}"
+        if text == verified.text:
+            return verified, claims, conflicts, False
+        if numbering:  # the markers were renumbered: so are the passages they resolve against
+            order = sorted(numbering, key=numbering.__getitem__)
+            context = Context(tuple(replace(context.sources[old - 1], number=numbering[old]) for old in order),
+                              context.tokens, context.dropped_hits, context.hits)
+        checked = verify(text, context, question, min_support=s.min_support, attribute=False)
+        return checked, claims, conflicts, False

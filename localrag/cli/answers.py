@@ -51,7 +51,7 @@ def open_answering(args: argparse.Namespace, read_only: bool = True) -> Any:
 
 def print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
     """Print a streamed answer as it arrives (or when complete), then its sources; returns the Answer."""
-    from localrag.answer.format import format_footer, format_sources
+    from localrag.answer.format import format_claims, format_footer, format_sources
     from localrag.types import Answer
 
     answer = None
@@ -76,6 +76,9 @@ def print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
         print(sources)
     print(format_footer(answer), file=sys.stderr)
     return answer
+    flags = format_claims(answer)
+    if flags:
+        print(flags)
 
 
 def _ask_options(args: argparse.Namespace) -> dict[str, Any]:
