@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from localrag import failpoints
 from localrag.config import Settings, load_settings
-from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
+from localrag.errors import ConfigError, InvalidInputError, LocalRagError, StoreLockedError
 from localrag.events import EventBus, ProgressTracker
 from localrag.index.manager import IndexManager
 from localrag.ingest.limits import ParseLimits
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from localrag.answer.pipeline import AnswerPipeline
     from localrag.docview import DocumentView
     from localrag.ingest.sync import SyncReport
+    from localrag.learn.feedback import FeedbackModel
+    from localrag.query.run import StrategyRunner
     from localrag.types import Answer
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,8 @@ class LocalRAG:
         self._reranker_loaded = reranker is not None
         self._pipeline: IngestPipeline | None = None
         self._closed = False
+        self._learner: FeedbackModel | None = None  # learn/feedback.py, made on first use
+        self._strategies: StrategyRunner | None = None  # query/run.py, made on first use
         self.events = EventBus()  # ingest/update/delete/skip/progress, for the CLI, GET /v1/events and embedders
         if embedder is not None:
             self._check_vector_space(embedder)
@@ -105,6 +110,8 @@ class LocalRAG:
         if self._closed:
             return
         self._closed = True
+        if self._strategies is not None:
+            self._strategies.close()
         if self._writer.held:
             with self._rw.write():
                 self.indexes.save(force=True)
@@ -311,10 +318,14 @@ class LocalRAG:
         rrf_k: int | None = None,
         candidates: int | None = None,
         rerank: bool | None = None,
+        strategy: str | None = None,
+        user: str = "",
     ) -> list[Hit]:
+        """``strategy``: none, multi_query, hyde, decompose or auto (default learn.strategy); ``user``: who
+        searches, for learn.scope = "source". ``retrieve`` returns the result with the strategy that ran."""
         request = SearchRequest(
             query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha, rrf_k, candidates,
-            rerank=rerank,
+            rerank=rerank, strategy=strategy, user=user,
         )
         return list(self.retrieve([request])[0].hits)
 
@@ -322,11 +333,26 @@ class LocalRAG:
         """Run several searches (query embeddings batched); results carry per-stage timings.
 
         Requests with ``rerank`` (default ``rerank.enabled``) fetch k1 candidates and rerank them to k.
+        A request with a query ``strategy`` runs on its own through query/run.py; stored feedback near a
+        query re-orders its hits last (learn/feedback.py).
         """
+        from localrag.query.run import StrategyRunner, resolve
         from localrag.rerank import stage
 
         if self._closed:
             raise InvalidInputError("this LocalRAG is closed")
+        names = [resolve(r, self.settings.learn.strategy) for r in requests]
+        if any(name != "none" for name in names):
+            if self._strategies is None:
+                self._strategies = StrategyRunner(self)
+            runner = self._strategies
+            plain_requests = [replace(r, strategy="none") for r, n in zip(requests, names, strict=True) if n == "none"]
+            plain = iter(self.retrieve(plain_requests) if plain_requests else [])
+            return [next(plain) if n == "none" else runner.run(r, n) for r, n in zip(requests, names, strict=True)]
+        original = requests
+        evidence: list[dict[int, float]] = [{} for _ in requests]
+        if self.settings.learn.feedback:
+            requests, evidence = self.learner.plan(requests)
         settings = self.settings.rerank
         wanted = [stage.wants_rerank(r, settings) for r in requests]
         reranker = self.reranker if any(wanted) else None
@@ -336,7 +362,17 @@ class LocalRAG:
         self._sync()
         with self._rw.read():
             results = self.retriever.search(first)
-        return stage.apply(reranker, requests, results, settings)
+        results = stage.apply(reranker, requests, results, settings)
+        return self.learner.finish(original, results, evidence) if any(evidence) else results
+
+    @property
+    def learner(self) -> FeedbackModel:
+        """Stored feedback as ranking evidence (learn/feedback.py)."""
+        if self._learner is None:
+            from localrag.learn.feedback import FeedbackModel
+
+            self._learner = FeedbackModel(self.store, self.retriever._query_vectors, self.settings.learn)
+        return self._learner
 
     @property
     def reranker(self) -> Reranker | None:
@@ -350,15 +386,29 @@ class LocalRAG:
                     self._reranker_loaded = True
         return self._reranker
 
-    def feedback(self, query: str, chunk_id: int, relevant: bool, namespace: str = "") -> None:
-        """Record that chunk ``chunk_id`` is (or is not) relevant to ``query``; train-reranker and tune learn
-        from these judgments."""
+    def feedback(
+        self, query: str, chunk_id: int, relevant: bool | None = None, namespace: str = "", *,
+        grade: float | None = None, source: str = "",
+    ) -> None:
+        """Record that chunk ``chunk_id`` is (or is not) relevant to ``query``: a thumbs up/down, or a ``grade``
+        in [-1, 1]. With learn.feedback the next search of this or a similar query is re-ordered at once
+        (learn/feedback.py); train-reranker and tune learn from the same judgments. ``source``: who voted
+        (the server passes the API key's digest), so one voter cannot dominate."""
+        from localrag.learn.feedback import check_grade, vector_blob
+
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("feedback needs a non-empty query")
         _check_namespace(namespace)
+        relevant, grade = check_grade(relevant, grade)
+        text = query.strip()
+        try:
+            vector: bytes | None = vector_blob(self.retriever._query_vectors([text])[text])
+        except LocalRagError as e:  # no usable embedder here (e.g. another vector space): embedded when read
+            log.warning("feedback stored without its query's embedding: %s", e)
+            vector = None
         with self._write_mutex:
             self._begin_write()
-            self.store.add_feedback(namespace, query.strip(), chunk_id, bool(relevant))
+            self.store.add_feedback(namespace, text, chunk_id, relevant, grade=grade, source=source, vector=vector)
 
     def feedback_items(
         self, namespace: str | None = None, limit: int = 0, newest_first: bool = False

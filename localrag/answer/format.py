@@ -38,6 +38,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "generated_text": answer.generated_text,
         "support": answer.support,
         "confidence": answer.confidence,
+        "strategy": answer.strategy,
         "claims": [claim_dict(c) for c in answer.claims],
         "conflicts": [conflict_dict(c) for c in answer.conflicts],
     }
@@ -89,6 +90,8 @@ def format_footer(answer: Answer) -> str:
     parts.append(f"total {t.get('total', 0) / 1000:.2f}s")
     if usage.get("completion_tokens"):
         parts.append(f"{usage.get('prompt_tokens', 0)}+{usage['completion_tokens']} tokens")
+    if answer.strategy != "none":
+        parts.append(f"strategy {answer.strategy}")
     if answer.invalid_citations:
         parts.append("removed invalid citations " + ", ".join(f"[{n}]" for n in answer.invalid_citations))
     return "(" + "; ".join(parts) + ")"

@@ -9,6 +9,7 @@ final Answer and ``ask`` always agree. Timings are milliseconds per stage: ``ret
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import re
@@ -46,6 +47,8 @@ class AskOptions:
     max_tokens: int | None = None
     temperature: float | None = None
     search_query: str | None = None  # retrieve with this text instead of the question (chat follow-ups)
+    strategy: str | None = None  # none | multi_query | hyde | decompose | auto (query/run.py)
+    user: str = ""  # who asks (learn.scope = "source")
 
 
 def _normalised(text: str) -> str:
@@ -87,8 +90,9 @@ class AnswerPipeline:
         """Yield the answer's text pieces as they are generated, then the final Answer."""
         opts = AskOptions(**options)
         started = time.perf_counter()
-        hits, timings = self._retrieve([opts.search_query or question], opts)[0]
-        yield from self._answer(question, hits, timings, opts, started)
+        hits, timings, strategy = self._retrieve([opts.search_query or question], opts)[0]
+        for item in self._answer(question, hits, timings, opts, started):
+            yield dataclasses.replace(item, strategy=strategy) if isinstance(item, Answer) else item
 
     async def aask(self, question: str, **options: Any) -> Answer:
         return await asyncio.to_thread(self.ask, question, **options)
@@ -104,7 +108,7 @@ class AnswerPipeline:
             final: Answer | None = None
             for item in self._answer(questions[i], retrieved[i][0], retrieved[i][1], opts, started):
                 if isinstance(item, Answer):
-                    final = item
+                    final = dataclasses.replace(item, strategy=retrieved[i][2])
             assert final is not None
             return final
 
@@ -116,21 +120,23 @@ class AnswerPipeline:
     # -- stages ------------------------------------------------------------------------
     def _retrieve(
         self, questions: Sequence[str], opts: AskOptions
-    ) -> list[tuple[list[Hit], dict[str, float]]]:
+    ) -> list[tuple[list[Hit], dict[str, float], str]]:
         for question in questions:
             if not isinstance(question, str) or not question.strip():
                 raise InvalidInputError("question must be a non-empty string")
         k = opts.k or self.settings.k
         mode = opts.mode or self.rag.settings.search.mode
         # Reranking (rerank.enabled) is the engine's second stage: k1 candidates reranked to k.
-        requests = [SearchRequest(q, k, mode, opts.namespace, opts.filter) for q in questions]
+        requests = [SearchRequest(q, k, mode, opts.namespace, opts.filter, strategy=opts.strategy, user=opts.user)
+                    for q in questions]
         t0 = time.perf_counter()
         results = self.rag.retrieve(requests)
         retrieve_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
         out = []
         for result in results:
             rerank_ms = result.timings.get("rerank", 0.0)
-            out.append((list(result.hits), {"retrieve": max(0.0, retrieve_ms - rerank_ms), "rerank": rerank_ms}))
+            timings = {"retrieve": max(0.0, retrieve_ms - rerank_ms), "rerank": rerank_ms}
+            out.append((list(result.hits), timings, result.strategy))
         return out
 
     def build_context(self, question: str, hits: Sequence[Hit], max_tokens: int) -> Context:

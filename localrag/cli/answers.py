@@ -82,7 +82,8 @@ def print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
 
 
 def _ask_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"k": args.k, "mode": args.mode, "filter": args.filter, "namespace": args.namespace}
+    return {"k": args.k, "mode": args.mode, "filter": args.filter, "namespace": args.namespace,
+            "strategy": args.strategy}
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -71,6 +71,8 @@ def search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", choices=["rrf", "weighted"],
                    help="how hybrid search merges dense and keyword results (default: search.fusion)")
     p.add_argument("--alpha", type=float, help="weighted fusion: the dense share, 0 to 1 (default: search.alpha)")
+    p.add_argument("--strategy", choices=["none", "multi_query", "hyde", "decompose", "auto"],
+                   help="query strategy: expand the query with the LLM before searching (default: learn.strategy)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 

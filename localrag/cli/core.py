@@ -12,6 +12,7 @@ from typing import Any
 from localrag.cli.common import json_arg, open_rag, search_options
 from localrag.cli.progress import event_progress
 from localrag.errors import InvalidInputError, NotFoundError
+from localrag.types import SearchRequest
 
 
 def add_commands(sub: Any) -> None:
@@ -97,8 +98,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     with open_rag(args, read_only=True) as rag:
-        hits = rag.search(args.query, k=args.k, mode=args.mode, filter=args.filter, namespace=args.namespace,
-                          fusion=args.fusion, alpha=args.alpha, candidates=args.candidates, rerank=args.rerank)
+        request = SearchRequest(args.query, args.k, args.mode or rag.settings.search.mode, args.namespace, args.filter,
+                                args.fusion, args.alpha, candidates=args.candidates, rerank=args.rerank,
+                                strategy=args.strategy)
+        result = rag.retrieve([request])[0]
+    hits = result.hits
+    if result.strategy != "none" or args.strategy:  # stderr: the JSON on stdout stays a list of hits
+        print(f"strategy: {result.strategy}", file=sys.stderr)
     if args.json:
         print(json.dumps([hit_json(h) for h in hits], indent=2, ensure_ascii=False))
         return 0

@@ -25,9 +25,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from localrag.config import LearnSettings
-from localrag.errors import InvalidInputError
+from localrag.errors import InvalidInputError, LocalRagError
 from localrag.store.sqlite import SQLiteStore
-from localrag.types import Hit
+from localrag.types import Hit, SearchRequest, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,13 @@ class FeedbackModel:
         rows = self.store.feedback_votes(namespace)
         # Judgments stored before migration 4 have no query vector: embedded here, once per generation.
         missing = sorted({query for query, *_, blob in rows if blob is None})
-        embedded = self._embed(missing) if missing else {}
+        embedded: Mapping[str, NDArray[np.float32]] = {}
+        if missing:
+            try:
+                embedded = self._embed(missing)
+            except LocalRagError as e:
+                log.warning("%d judgments left out of ranking: their queries cannot be embedded: %s", len(missing), e)
+                rows = [r for r in rows if r[5] is not None]
         vectors = [
             np.frombuffer(blob, dtype=np.float32) if blob is not None else np.asarray(embedded[query], np.float32)
             for query, *_, blob in rows
@@ -129,6 +135,38 @@ class FeedbackModel:
             age_days = np.maximum(0.0, self.clock() - votes.created_at) / _DAY_S
             weights = weights * np.power(0.5, age_days / s.half_life_days)
         return _evidence(votes, np.flatnonzero(near), weights, s)
+
+    def plan(self, requests: Sequence[SearchRequest]) -> tuple[list[SearchRequest], list[dict[int, float]]]:
+        """Each request's evidence, and the request widened to ``learn.depth`` where there is some (so a
+        voted-up hit from below the first k can rise into it); requests without evidence are unchanged."""
+        generation = self.generation()
+        evidence: list[dict[int, float]] = [{} for _ in requests]
+        voted = [i for i, r in enumerate(requests) if len(self.votes(r.namespace, generation))]
+        if not voted:
+            return list(requests), evidence
+        vectors = self._embed([requests[i].query for i in voted])
+        out = list(requests)
+        for i in voted:
+            request = requests[i]
+            evidence[i] = self.evidence(request.namespace, vectors[request.query], request.user, generation)
+            if evidence[i]:
+                out[i] = replace(request, k=max(request.k, self.settings.depth))
+        return out, evidence
+
+    def finish(
+        self, requests: Sequence[SearchRequest], results: Sequence[SearchResult], evidence: Sequence[dict[int, float]]
+    ) -> list[SearchResult]:
+        """The results re-ordered by their evidence and cut to each request's k."""
+        out = []
+        for request, result, found in zip(requests, results, evidence, strict=True):
+            if not found:
+                out.append(result)
+                continue
+            started = time.perf_counter()
+            hits = self.apply(result.hits, found, request.k)
+            timings = {**result.timings, "feedback": (time.perf_counter() - started) * 1000}
+            out.append(replace(result, hits=hits, timings=timings))
+        return out
 
     def apply(self, hits: Sequence[Hit], evidence: Mapping[int, float], k: int) -> tuple[Hit, ...]:
         """``hits`` re-ordered by score + weight * evidence * spread, cut to ``k``."""

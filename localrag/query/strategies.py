@@ -40,6 +40,11 @@ HYDE_USER = (
     "Write a short passage (two or three sentences) that answers or discusses the following query, "
     "as a relevant document would.\n\nQuery: {query}\n\nPassage:"
 )
+DECOMPOSE_SYSTEM = "You split questions into simpler questions. Reply with the questions only, one per line."
+DECOMPOSE_USER = (
+    "Split the following question into at most {n} simpler questions that together answer it. "
+    "One question per line, no numbering.\n\nQuestion: {query}"
+)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)]|query\s*\d*:)\s*", re.IGNORECASE)
 
 
@@ -83,6 +88,17 @@ class MultiQuery:
         out = self.completer.complete(self.prompt(query))
         variants = parse_variants(out.text, query, self.n)
         return Expansion((query, *variants), out.ms, self.name)
+
+
+class Decompose(MultiQuery):
+    """The question plus up to ``n`` LLM-written sub-questions (multi-hop and compound questions)."""
+
+    name = "decompose"
+
+    def prompt(self, query: str) -> Prompt:
+        user = DECOMPOSE_USER.format(n=self.n, query=" ".join(query.split()))
+        return Prompt((ChatMessage("system", DECOMPOSE_SYSTEM), ChatMessage("user", user)), question=query,
+                      task="rewrite")
 
 
 class HyDE:
@@ -197,8 +213,13 @@ def build_strategies(completer: Completer | None, n_variants: int = 3) -> dict[s
 # -- running a strategy through the engine ---------------------------------------------------
 def search_with(rag: LocalRAG, request: SearchRequest, strategy: QueryStrategy) -> SearchResult:
     """Run ``request`` with ``strategy``: every expanded text is searched alike, lists fused by RRF."""
-    expansion = strategy.expand(request.query)
-    requests = [replace(request, query=text) for text in expansion.queries]
+    return search_expansion(rag, request, strategy.expand(request.query))
+
+
+def search_expansion(rag: LocalRAG, request: SearchRequest, expansion: Expansion) -> SearchResult:
+    """Search each of the expansion's texts alike and fuse the lists by RRF."""
+    # strategy "none": the engine runs these as plain searches rather than expanding them again
+    requests = [replace(request, query=text, strategy="none") for text in expansion.queries]
     results = rag.retrieve(requests)
     started = time.perf_counter()
     timings: dict[str, float] = {"expand": expansion.ms}

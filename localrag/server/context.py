@@ -16,6 +16,7 @@ from localrag.engine import LocalRAG
 from localrag.errors import InvalidInputError
 from localrag.ingest.watch import WatchStatus
 from localrag.metrics import Metrics, labels_of
+from localrag.query.run import resolve
 from localrag.server.concurrency import LLMQueue, MicroBatcher
 from localrag.server.security import RateLimiter, check_key, identity_of, presented_key
 from localrag.types import Answer, SearchRequest, SearchResult
@@ -45,7 +46,9 @@ class ServerContext:
     # -- requests -----------------------------------------------------------------------
     async def search(self, request: SearchRequest) -> SearchResult:
         self.rag.retriever.validate(request)  # a bad request fails alone, before it joins a batch
-        if self.settings.micro_batching:
+        # A query strategy waits on the LLM: it runs on its own rather than holding up a batch.
+        strategic = resolve(request, self.rag.settings.learn.strategy) != "none"
+        if self.settings.micro_batching and not strategic:
             result = await self.batcher.submit(request)
         else:
             result = (await run_in_threadpool(self.rag.retrieve, [request]))[0]
@@ -54,8 +57,10 @@ class ServerContext:
         return result
 
     def answer_key(self, question: str, options: Mapping[str, Any]) -> tuple[Any, ...]:
-        # The store generation is read fresh, so a write makes every older answer unreachable.
-        return (self.rag.store.generation(), question, json.dumps(options, sort_keys=True, default=str))
+        # The store and feedback generations are read fresh, so a write or a vote makes every older
+        # answer unreachable.
+        return (self.rag.store.generation(), self.rag.store.feedback_generation(), question,
+                json.dumps(options, sort_keys=True, default=str))
 
     def record_answer(self, answer: Answer) -> None:
         self.metrics.observe_stages("answer_stage_ms", answer.timings)

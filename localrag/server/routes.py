@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,7 +21,7 @@ from localrag.filters import validate_filter
 from localrag.server.concurrency import Slot
 from localrag.server.context import ServerContext, authorize, check_question, context_of
 from localrag.server.schemas import AskBody, DocumentBody, FeedbackBody, SearchBody
-from localrag.server.security import BoundedJSONRoute, error_body
+from localrag.server.security import BoundedJSONRoute, error_body, identity_of, presented_key
 from localrag.server.uploads import read_upload
 from localrag.types import Answer, Document, SearchRequest
 
@@ -84,6 +85,11 @@ async def answer_once(ctx: ServerContext, question: str, options: dict[str, Any]
     return answer
 
 
+def voter(request: Request) -> str:
+    """Who searches or votes: the API key's digest, else the client address (learn/feedback.py)."""
+    return identity_of(presented_key(request.headers), request.client.host if request.client else "?")
+
+
 def router() -> APIRouter:
     api = APIRouter(prefix="/v1", dependencies=[Depends(authorize)], tags=["rag"], route_class=BoundedJSONRoute)
 
@@ -93,17 +99,20 @@ def router() -> APIRouter:
         mode = body.mode or ctx.rag.settings.search.mode
         search_request = SearchRequest(body.query, body.k, mode, body.namespace, body.filter, body.fusion,
                                        body.alpha, body.rrf_k, body.candidates, body.rerank)
+        search_request = replace(search_request, strategy=body.strategy, user=voter(request))
         result = await ctx.search(search_request)
         hits = [hit_dict(h) for h in result.hits]
         if not body.include_text:
             for hit in hits:
                 hit.pop("text")
-        return JSONResponse({"hits": hits, "timings_ms": {k: round(v, 3) for k, v in result.timings.items()}})
+        return JSONResponse({"hits": hits, "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
+                             "strategy": result.strategy})
 
     @api.post("/ask")
     async def ask(body: AskBody, request: Request) -> JSONResponse:
         ctx = context_of(request)
-        answer = await answer_once(ctx, check_question(body.question), body.options(), body.use_cache)
+        options = {**body.options(), "user": voter(request)}
+        answer = await answer_once(ctx, check_question(body.question), options, body.use_cache)
         return JSONResponse(answer_dict(answer))
 
     @api.post("/ask/stream", response_class=StreamingResponse,
@@ -117,7 +126,7 @@ def router() -> APIRouter:
 
         async def events() -> AsyncIterator[str]:
             try:
-                async for item in iterate(ctx.rag.stream(question, **body.options())):
+                async for item in iterate(ctx.rag.stream(question, **body.options(), user=voter(request))):
                     if isinstance(item, Answer):
                         ctx.record_answer(item)
                         yield sse("answer", answer_dict(item))
@@ -176,7 +185,9 @@ def router() -> APIRouter:
     @api.post("/feedback", status_code=201)
     async def feedback(body: FeedbackBody, request: Request) -> JSONResponse:
         ctx = context_of(request)
-        await run_in_threadpool(ctx.rag.feedback, body.query, body.chunk_id, body.relevant, body.namespace)
+        relevant = None if body.grade is not None else body.relevant
+        await run_in_threadpool(lambda: ctx.rag.feedback(body.query, body.chunk_id, relevant, body.namespace,
+                                                         grade=body.grade, source=voter(request)))
         ctx.metrics.inc("feedback_total", relevant=body.relevant)
         return JSONResponse({"recorded": True, "query": body.query, "chunk_id": body.chunk_id,
                              "relevant": body.relevant, "namespace": body.namespace}, status_code=201)

@@ -40,6 +40,8 @@ class SearchBody(_Body):
     alpha: float | None = Field(None, ge=0.0, le=1.0)
     rrf_k: Int | None = Field(None, ge=1, le=100_000)
     candidates: Int | None = Field(None, ge=1, le=MAX_K)
+    # none | multi_query | hyde | decompose | auto (localrag/query/run.py); None: learn.strategy
+    strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] | None = None
     rerank: bool | None = None  # None: rerank.enabled
     include_text: bool = True
 
@@ -53,9 +55,11 @@ class AskBody(_Body):
     max_tokens: Int | None = Field(None, ge=1, le=4096)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     use_cache: bool = True
+    # none | multi_query | hyde | decompose | auto (localrag/query/run.py); None: learn.strategy
+    strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] | None = None
 
     def options(self) -> dict[str, Any]:
-        fields = ("k", "mode", "namespace", "filter", "max_tokens", "temperature")
+        fields = ("k", "mode", "namespace", "filter", "max_tokens", "temperature", "strategy")
         return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
@@ -73,6 +77,7 @@ class FeedbackBody(_Body):
     chunk_id: Int = Field(ge=0, le=2**53)  # chunk ids count up from 1; 2^53 keeps JSON numbers exact
     relevant: bool
     namespace: str = Field("", max_length=512)
+    grade: float | None = Field(None, ge=-1.0, le=1.0)  # a graded judgment; when given, it decides over relevant
 
 
 class ChatMessageBody(BaseModel):
