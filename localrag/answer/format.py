@@ -44,7 +44,6 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
     }
 
 
-def format_sources(answer: Answer, width: int = 300) -> str:
 def claim_dict(claim: Claim) -> dict[str, Any]:
     return {"text": claim.text, "start": claim.start, "end": claim.end, "status": claim.status,
             "citations": list(claim.citations), "score": claim.score}
@@ -67,6 +66,7 @@ def format_claims(answer: Answer, width: int = 160) -> str:
     return "Claims not supported by their sources:\n" + "\n".join(lines) if lines else ""
 
 
+def format_sources(answer: Answer, width: int = 300) -> str:
     """One block per citation: ``[n] title (file, page, chars a-b)`` and the quoted sentence."""
     if not answer.citations:
         return ""

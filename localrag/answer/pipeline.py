@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from localrag.answer.citations import MarkerFilter, strip_markers
-from localrag.answer.context import Context, ContextBuilder
 from localrag.answer.conflicts import conflict_note, find_conflicts
+from localrag.answer.context import Context, ContextBuilder
 from localrag.answer.grounding import ClaimJudge, Verified, apply_policy, ground, llm_judge_of, verify
 from localrag.config import AnswerSettings, GenerateSettings
 from localrag.errors import InvalidInputError, NotFoundError
@@ -75,10 +75,10 @@ class AnswerPipeline:
         self.settings = answer
         self.templates = PromptTemplates.from_settings(answer.system_template, answer.user_template,
                                                        answer.abstain_phrase)
+        self._judge: ClaimJudge | None = None
 
     # -- public API --------------------------------------------------------------------
     def ask(self, question: str, **options: Any) -> Answer:
-        self._judge: ClaimJudge | None = None
         final: Answer | None = None
         for item in self.stream(question, **options):
             if isinstance(item, Answer):
@@ -237,12 +237,6 @@ class AnswerPipeline:
             timings["condense"] = (time.perf_counter() - t_condense) * 1000
             if condensed is not None:
                 text, verified = condensed.text, condensed
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        timings["total"] = (time.perf_counter() - started) * 1000
-        used = {chunk_id for source in context.sources for chunk_id in source.chunk_ids}
-        yield Answer(
-            question=question, text=text, citations=() if abstained else verified.citations,
-            hits=tuple(h for h in hits if h.chunk_id in used),
         claims: tuple[Claim, ...] = ()
         conflicts: tuple[Conflict, ...] = ()
         if not abstained:
@@ -255,11 +249,17 @@ class AnswerPipeline:
                 text = phrase
             else:
                 text = verified.text
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        timings["total"] = (time.perf_counter() - started) * 1000
+        used = {chunk_id for source in context.sources for chunk_id in source.chunk_ids}
+        yield Answer(
+            question=question, text=text, citations=() if abstained else verified.citations,
+            hits=tuple(h for h in hits if h.chunk_id in used),
             timings=timings, usage=usage, model=completion.model, provider=completion.provider,
             abstained=abstained, invalid_citations=tuple(cleaner.invalid), generated_text=generated,
             support=0.0 if abstained else verified.support, confidence=confidence,
-        )
             claims=claims, conflicts=() if abstained else conflicts,
+        )
 
     def _claim_judge(self, provider: str) -> ClaimJudge | None:
         """The generator's llama.cpp model as claim judge, when it wrote the answer; else None (rules and
