@@ -71,14 +71,14 @@ def print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
     print()
     if answer.standalone_question:
         print(f"(searched for: {answer.standalone_question})")
+    flags = format_claims(answer)
+    if flags:
+        print(flags)
     sources = format_sources(answer)
     if sources:
         print(sources)
     print(format_footer(answer), file=sys.stderr)
     return answer
-    flags = format_claims(answer)
-    if flags:
-        print(flags)
 
 
 def _ask_options(args: argparse.Namespace) -> dict[str, Any]:
