@@ -60,6 +60,7 @@ _RAG: dict[tuple[str, str], set[int]] = {
     ("get", "/v1/feedback"): {400, 429},
     ("get", "/v1/settings"): {429},
     ("get", "/v1/watch"): {429},
+    ("get", "/v1/dashboard"): {400, 429},
     ("post", "/v1/feedback"): {400, 404, 429},
     ("get", "/v1/stats"): {429},
     ("get", "/metrics"): {429},
