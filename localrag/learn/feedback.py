@@ -199,7 +199,10 @@ def _evidence(votes: Votes, rows: NDArray[np.intp], weights: NDArray[np.float64]
         down[chunk_id] = down.get(chunk_id, 0.0) - scale * sum(v for v in values if v < 0)
     out = {}
     for chunk_id in up:
-        value = (up[chunk_id] - down[chunk_id]) / (up[chunk_id] + down[chunk_id] + s.prior)
+        net = up[chunk_id] - down[chunk_id]
+        if abs(net) <= 1e-9 * (up[chunk_id] + down[chunk_id]):  # cancelled (votes seconds apart decay unequally)
+            continue
+        value = net / (up[chunk_id] + down[chunk_id] + s.prior)
         if value != 0.0:
             out[chunk_id] = value
     return out
