@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from polling import TIMEOUT_S, wait_for
 from threaded_server import app_in_thread
 
 from localrag.cli import main
@@ -19,16 +18,6 @@ from localrag.engine import LocalRAG
 from localrag.errors import InvalidInputError
 from localrag.events import Event, EventBus
 from localrag.server.app import create_app
-
-TIMEOUT_S = 60.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {TIMEOUT_S:.0f}s waiting for {what}")
-        time.sleep(0.05)  # a polling interval; the condition decides
 
 
 def test_bus_subscribe_filter_unsubscribe_and_a_failing_listener() -> None:

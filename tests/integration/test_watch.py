@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import HashingEmbedder
+from polling import TIMEOUT_S, wait_for
 
 import localrag.ingest.sync as sync_module
 from localrag.engine import LocalRAG
@@ -26,19 +26,12 @@ from localrag.ingest.sync import SyncOptions
 from localrag.ingest.watch import Watcher
 
 TESTS = Path(__file__).resolve().parents[1]
-TIMEOUT_S = 60.0
 
 
 def body(token: str) -> str:
     return f"{token} " + " ".join(["meadow", "copper", "lantern", "harbor"] * 20) + f" {token}\n"
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {TIMEOUT_S:.0f}s waiting for {what}")
-        time.sleep(0.05)  # a polling interval, not synchronisation: the condition decides
 
 
 def docs_with(rag: LocalRAG, token: str) -> list[str]:

@@ -9,8 +9,7 @@ real loaders. Waits poll a condition for up to a minute, never a fixed sleep.
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from pdfgen import make_pdf
+from polling import TIMEOUT_S, wait_for
 from rag_serving import BEES, KEY, TIDES, extractive_settings, running_server
 
 from localrag.docview import MAX_VIEW_CHARS, document_view, kind_of
@@ -28,7 +28,6 @@ from localrag.types import Document, SkippedFile
 
 pytestmark = pytest.mark.server
 
-TIMEOUT_S = 60.0
 OPENAI_SECRET = "sk-not-a-real-openai-key-0123456789"
 TRANSCRIPT = "[00:01.5] Please send the quarterly report.\n[00:04.0] The finance team needs it by Friday.\n" \
              "[1:02:03.4] That is all for today."
@@ -39,12 +38,6 @@ MAIL = Document("/mail/a.eml", "From: ana@example.org\nSubject: Budget\n\nThe bu
 UNICODE = Document("ärger", "Ärger im Büro: die Drucker streiken wieder.", title="ÄRGER IM BÜRO")
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {TIMEOUT_S:.0f}s waiting for {what}")
-        time.sleep(0.05)  # a polling interval, not synchronisation: the condition decides
 
 
 @pytest.fixture(scope="module")
