@@ -1,0 +1,139 @@
+// The library's document view: metadata, the text with its chunk boundaries marked, and the chunk list.
+// Document text is untrusted: every piece goes in as a text node (h() / textContent), never as HTML.
+import { h, clear } from './ui.js';
+
+// Rendering hundreds of thousands of spans freezes the tab; past this the view shows the start only.
+const MAX_TEXT = 200000;
+
+export function fmtTime(seconds) {
+  if (seconds === null || seconds === undefined || seconds === '') return '';
+  const d = typeof seconds === 'number' ? new Date(seconds * 1000) : new Date(seconds);
+  if (Number.isNaN(d.getTime())) return String(seconds);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+// Split the text at every chunk start and end, so overlapping chunks show as their own segments.
+export function segments(length, chunks) {
+  const cuts = new Set([0, length]);
+  for (const c of chunks) {
+    cuts.add(Math.max(0, Math.min(length, c.char_start)));
+    cuts.add(Math.max(0, Math.min(length, c.char_end)));
+  }
+  const points = [...cuts].sort((a, b) => a - b);
+  const out = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const start = points[i];
+    const end = points[i + 1];
+    const covering = chunks.filter((c) => c.char_start <= start && c.char_end >= end).map((c) => c.ordinal);
+    out.push({ start, end, covering });
+  }
+  return out;
+}
+
+function metaRows(doc) {
+  const rows = [['Document id', doc.doc_id], ['Source', doc.source || '—'], ['Kind', doc.kind || '—'],
+    ['Chunks', String(doc.chunks.length)], ['Characters', String(doc.text_chars ?? doc.text.length)]];
+  if (doc.page_starts && doc.page_starts.length) rows.push(['Pages', String(doc.page_starts.length)]);
+  for (const [key, value] of Object.entries(doc.metadata || {})) {
+    if (key === 'source' && value === doc.source) continue;
+    rows.push([key, typeof value === 'string' ? value : JSON.stringify(value)]);
+  }
+  return h('dl', { class: 'lib-meta' }, ...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+function textView(doc, onPick) {
+  const shown = doc.text.length > MAX_TEXT ? doc.text.slice(0, MAX_TEXT) : doc.text;
+  const pre = h('div', { class: 'lib-text', tabindex: '0', 'aria-label': 'Document text with chunk boundaries' });
+  const startsAt = new Map();
+  for (const c of doc.chunks) {
+    if (!startsAt.has(c.char_start)) startsAt.set(c.char_start, []);
+    startsAt.get(c.char_start).push(c);
+  }
+  for (const seg of segments(shown.length, doc.chunks)) {
+    for (const c of startsAt.get(seg.start) || []) {
+      const label = `#${c.ordinal}` + (c.page ? ` p.${c.page}` : '');
+      pre.append(h('button', {
+        type: 'button', class: 'chunk-mark', 'data-ordinal': String(c.ordinal),
+        title: `chunk ${c.ordinal}: characters ${c.char_start}–${c.char_end}`,
+        'aria-label': `chunk ${c.ordinal} starts here`, onclick: () => onPick(c.ordinal),
+      }, label));
+    }
+    const cls = ['seg', seg.covering.length > 1 ? 'overlap' : '', seg.covering.length === 0 ? 'gap' : '']
+      .filter(Boolean).join(' ');
+    pre.append(h('span', { class: cls, 'data-chunks': seg.covering.join(' ') }, shown.slice(seg.start, seg.end)));
+  }
+  const total = Math.max(doc.text_chars ?? 0, doc.text.length);
+  if (shown.length < total) {
+    pre.append(h('p', { class: 'lib-note' }, `… ${total - shown.length} more characters not shown`));
+  }
+  return pre;
+}
+
+function chunkTable(doc, onPick) {
+  const body = h('tbody', {});
+  for (const c of doc.chunks) {
+    body.append(h('tr', { 'data-ordinal': String(c.ordinal) },
+      h('td', { 'data-label': 'Chunk' },
+        h('button', { type: 'button', class: 'link', onclick: () => onPick(c.ordinal) }, `#${c.ordinal}`)),
+      h('td', { 'data-label': 'Characters' }, `${c.char_start}–${c.char_end}`),
+      h('td', { 'data-label': 'Page' }, c.page ? String(c.page) : '—'),
+      h('td', { 'data-label': 'Preview', class: 'preview' }, doc.text.slice(c.char_start, c.char_start + 80))));
+  }
+  return h('table', { class: 'lib-chunks' },
+    h('caption', {}, `${doc.chunks.length} chunk${doc.chunks.length === 1 ? '' : 's'}`),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Chunk'), h('th', { scope: 'col' }, 'Characters'),
+      h('th', { scope: 'col' }, 'Page'), h('th', { scope: 'col' }, 'Preview'))),
+    body);
+}
+
+// Highlight one chunk's segments in the text and bring it into view.
+function pick(panel, ordinal) {
+  for (const el of panel.querySelectorAll('.sel')) el.classList.remove('sel');
+  let first = null;
+  for (const seg of panel.querySelectorAll('.lib-text .seg')) {
+    if (seg.dataset.chunks.split(' ').includes(String(ordinal))) {
+      seg.classList.add('sel');
+      first = first || seg;
+    }
+  }
+  for (const el of panel.querySelectorAll(`[data-ordinal="${ordinal}"]`)) el.classList.add('sel');
+  // scroll the text box alone (scrollIntoView would move the page too), the chunk's marker at the top
+  const box = panel.querySelector('.lib-text');
+  const mark = panel.querySelector(`.chunk-mark[data-ordinal="${ordinal}"]`) || first;
+  if (box && mark) box.scrollTo({ top: Math.max(0, mark.offsetTop - 8) });
+}
+
+// Renders the document into `panel`; `onClose` hides the panel.
+export async function showDocument(panel, ctx, docId, namespace, { onClose, signal } = {}) {
+  clear(panel);
+  panel.hidden = false;
+  panel.append(h('p', { class: 'lib-note', role: 'status' }, `Loading ${docId}…`));
+  let doc;
+  try {
+    doc = await ctx.api(`/v1/documents/${encodeURIComponent(docId)}`, { query: { namespace }, signal });
+  } catch (e) {
+    if (e.name === 'AbortError') return;
+    clear(panel);
+    panel.append(h('p', { class: 'lib-error', role: 'alert' }, `Could not open ${docId}: ${e.message}`));
+    return;
+  }
+  clear(panel);
+  doc.chunks = doc.chunks || [];
+  doc.text = doc.text || '';
+  const heading = h('h2', { id: 'lib-doc-title', tabindex: '-1' }, doc.title || doc.doc_id);
+  const actions = h('div', { class: 'lib-actions' },
+    h('button', { type: 'button', onclick: onClose }, 'Close'));
+  const onPick = (ordinal) => pick(panel, ordinal);
+  panel.append(
+    h('header', { class: 'lib-doc-head' }, heading, actions),
+    metaRows(doc),
+    h('h3', {}, 'Text'),
+    h('p', { class: 'lib-note' }, 'Each #n marks where a chunk starts; shaded text is shared by two chunks. ' +
+      'Pick a chunk to highlight it.'),
+    textView(doc, onPick),
+    h('h3', {}, 'Chunks'),
+    h('div', { class: 'table-wrap' }, chunkTable(doc, onPick)),
+  );
+  heading.focus();
+}
