@@ -117,6 +117,9 @@ def test_drop_filter_view_and_delete(library: tuple[Served, Path], client: httpx
     assert page.get_attribute(".upload-results", "aria-live") == "polite"
     assert {"harbour-guide.md", "orchard-diary.md"} <= set(listed_ids(client))
     shot(page, "library-list")
+    drop_files(page, [("harbour-guide.md", long_text("harbours"))])  # the same bytes again
+    again = page.wait_for_selector('.upload-results li.unchanged[data-file="harbour-guide.md"]')
+    assert again.inner_text().endswith("unchanged")
 
     page.fill("#lib-filter", "ORCHARD")  # the server's q: case-insensitive, over id, title and source
     until(lambda: page.eval_on_selector_all(".lib-list tbody tr", "rows => rows.map(r => r.dataset.doc)"),
@@ -154,6 +157,27 @@ def test_drop_filter_view_and_delete(library: tuple[Served, Path], client: httpx
     assert page.is_hidden(".lib-doc")  # the deleted document's view closed with it
     assert "orchard-diary.md" not in listed_ids(client)
     assert "harbour-guide.md" in listed_ids(client)
+
+
+def test_paging(library: tuple[Served, Path], client: httpx.Client, page: Any) -> None:
+    served, _ = library
+    for i in range(23):
+        body = {"doc_id": f"memo-{i:02d}", "text": f"Memo {i} about the quarterly rota.", "namespace": "memos"}
+        assert client.post("/v1/documents", json=body).status_code == 201
+    page.goto(f"{served.url}/#/library")
+    wait_ready(page)
+    page.select_option("#namespace", "memos")  # the nav's namespace drives the page
+    page.wait_for_selector('.lib-list tbody tr[data-doc="memo-00"]')
+    assert page.locator(".lib-list tbody tr").count() == 20
+    assert page.inner_text(".lib-count") == "1–20 of 23 documents"
+    assert page.is_disabled("text=← Previous")
+    page.click("text=Next →")
+    page.wait_for_selector('.lib-list tbody tr[data-doc="memo-22"]')
+    assert page.eval_on_selector_all(".lib-list tbody tr", "rows => rows.map(r => r.dataset.doc)") == \
+        ["memo-20", "memo-21", "memo-22"]
+    assert page.inner_text(".lib-count") == "21–23 of 23 documents" and page.is_disabled("text=Next →")
+    page.click("text=← Previous")
+    page.wait_for_selector('.lib-list tbody tr[data-doc="memo-00"]')
 
 
 def test_a_bad_file_shows_the_servers_error(library: tuple[Served, Path], client: httpx.Client, page: Any) -> None:
@@ -215,6 +239,8 @@ def test_watched_folder_live(library: tuple[Served, Path], client: httpx.Client,
     assert any("kite-notes.md" in d for d in listed_ids(client))
     assert page.get_attribute(".activity-log", "role") == "log"
     shot(page, "library-watched")
+    page.emulate_media(color_scheme="dark")  # the system's dark theme, for the eye
+    shot(page, "library-watched-dark")
     os.remove(folder / "noise.bin")
 
 

@@ -14,19 +14,25 @@ export function fmtTime(seconds) {
 }
 
 // Split the text at every chunk start and end, so overlapping chunks show as their own segments.
+// One sweep over the cut points with the set of chunks open there: linear in the chunks, since a
+// document of thousands of chunks must not cost a quadratic scan in the browser.
 export function segments(length, chunks) {
-  const cuts = new Set([0, length]);
+  const clamp = (n) => Math.max(0, Math.min(length, n));
+  const opens = new Map();
+  const closes = new Map();
+  const at = (map, key, ordinal) => { if (!map.has(key)) map.set(key, []); map.get(key).push(ordinal); };
   for (const c of chunks) {
-    cuts.add(Math.max(0, Math.min(length, c.char_start)));
-    cuts.add(Math.max(0, Math.min(length, c.char_end)));
+    if (clamp(c.char_start) >= clamp(c.char_end)) continue; // empty, or past the text shown
+    at(opens, clamp(c.char_start), c.ordinal);
+    at(closes, clamp(c.char_end), c.ordinal);
   }
-  const points = [...cuts].sort((a, b) => a - b);
+  const points = [...new Set([0, length, ...opens.keys(), ...closes.keys()])].sort((a, b) => a - b);
+  const active = new Set();
   const out = [];
   for (let i = 0; i + 1 < points.length; i++) {
-    const start = points[i];
-    const end = points[i + 1];
-    const covering = chunks.filter((c) => c.char_start <= start && c.char_end >= end).map((c) => c.ordinal);
-    out.push({ start, end, covering });
+    for (const o of closes.get(points[i]) || []) active.delete(o);
+    for (const o of opens.get(points[i]) || []) active.add(o);
+    if (points[i + 1] > points[i]) out.push({ start: points[i], end: points[i + 1], covering: [...active] });
   }
   return out;
 }
