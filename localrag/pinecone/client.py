@@ -25,7 +25,7 @@ from localrag.errors import InvalidInputError, LocalRagError
 from localrag.pinecone import models as m
 from localrag.pinecone import wire
 from localrag.pinecone.documents_client import Documents, Indexes
-from localrag.pinecone.documents_index import DocumentIndex
+from localrag.pinecone.documents_index import DocumentIndex, EmbedderSource
 from localrag.pinecone.errors import api_error
 from localrag.pinecone.local import LocalIndex, LocalPinecone
 from localrag.pinecone.store import IndexConfig
@@ -80,11 +80,14 @@ class Pinecone:
 
     ``path`` is a localrag data directory (default $LOCALRAG_DATA or ./localrag-data), the
     same one ``localrag serve --data`` serves, so data written here is served there.
+    ``embedder`` (a localrag extension) serves document indexes' ``embed`` fields; by default
+    the data directory's configured embedder, loaded on first use.
     """
 
-    def __init__(self, api_key: str | None = None, *, path: str | Path | None = None, **_: Any) -> None:
+    def __init__(self, api_key: str | None = None, *, path: str | Path | None = None,
+                 embedder: EmbedderSource | None = None, **_: Any) -> None:
         self.path = Path(path or os.environ.get(DEFAULT_PATH_ENV, DEFAULT_PATH))
-        self._local = LocalPinecone(self.path / SUBDIR)
+        self._local = LocalPinecone(self.path / SUBDIR, embedder)
 
     def __enter__(self) -> Pinecone:
         return self

@@ -37,6 +37,7 @@ from localrag.errors import (
 )
 from localrag.pinecone import wire
 from localrag.pinecone.client import SUBDIR, index_model
+from localrag.pinecone.documents_index import EmbedderSource
 from localrag.pinecone.documents_routes import documents_router
 from localrag.pinecone.documents_schema import is_document_schema
 from localrag.pinecone.errors import UnauthorizedError, control_plane_body, data_plane_body
@@ -328,13 +329,17 @@ def allow_header(exc: Exception) -> dict[str, str] | None:
     return {"Allow": ", ".join(exc.allow)} if isinstance(exc, MethodNotAllowedError) else None
 
 
-def create_app(data_dir: str | Path, api_keys: Sequence[str] = (), *, docs: bool = True) -> FastAPI:
+def create_app(data_dir: str | Path, api_keys: Sequence[str] = (), *, docs: bool = True,
+               embedder: EmbedderSource | None = None) -> FastAPI:
     """A FastAPI app serving Pinecone's API over the indexes in ``data_dir``/pinecone.
+
+    ``embedder`` serves document indexes' ``embed`` fields (default: the data directory's
+    configured embedder, loaded on first use).
 
     ``docs=False`` leaves out FastAPI's /docs, /redoc and /openapi.json (``localrag serve`` adds
     its own: offline assets, and a key required when keys are set).
     """
-    backend = LocalPinecone(Path(data_dir) / SUBDIR)
+    backend = LocalPinecone(Path(data_dir) / SUBDIR, embedder)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
