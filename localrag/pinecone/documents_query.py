@@ -216,16 +216,18 @@ class TextScorer:
         required: list[Hits] = []
         optional: list[Hits] = []
         excluded: set[int] = set()
+        exclusions = 0
         for occur, child in node.clauses:
             hits = self.evaluate(child, boost * node.boost)
             if hits is None:
                 continue
             if occur == MUST_NOT:
                 excluded.update(hits)
+                exclusions += 1
             else:
                 (required if occur == MUST else optional).append(hits)
         if not required and not optional:
-            return {} if excluded else None
+            return {} if exclusions else None  # exclusions alone match nothing, as in Lucene
         matched = [set(h) for h in (required or optional)]
         keep = set.intersection(*matched) if required else set().union(*matched)
         keep -= excluded
