@@ -226,6 +226,11 @@ def test_watched_folder_live(library: tuple[Served, Path], client: httpx.Client,
     until(lambda: item.inner_text(), lambda text: "watching" in text and "not synced yet" not in text, "the first sync")
     assert "1 unchanged" in item.inner_text() or "1 added" in item.inner_text()  # the seed file, counted
     page.evaluate("window.libraryMarker = 'same page'")  # gone if anything reloads the page
+    # an upload from elsewhere shows in the log: the page's event stream is subscribed from here on
+    probe = {"doc_id": "stream-probe", "text": "A probe of the event stream.", "namespace": "probes"}
+    assert client.post("/v1/documents", json=probe).status_code == 201
+    page.wait_for_selector('.activity-log li[data-kind="ingest"]:has-text("stream-probe")')
+    assert "[probes]" in page.inner_text('.activity-log li[data-kind="ingest"]')  # another namespace, named
     page.wait_for_selector(".stream-state.live")
 
     (folder / "kite-notes.md").write_text("# Kites\n\nA box kite flies steadily in a strong, even wind.\n")
@@ -263,3 +268,19 @@ def test_phone_width(library: tuple[Served, Path], page: Any, shot: Any) -> None
         box = page.locator(selector).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, selector
     shot(page, "library-phone")
+
+
+def test_with_a_key(keyed_server: Served, page: Any) -> None:
+    page.goto(f"{keyed_server.url}/#/library")
+    page.wait_for_selector("#api-key")  # the first /v1 call was refused: one prompt for all of them
+    assert page.locator("dialog[open]").count() == 1
+    page.fill("#api-key", keyed_server.key)
+    page.press("#api-key", "Enter")
+    wait_ready(page)
+    page.wait_for_selector(".lib-watch pre.cli")  # GET /v1/watch answered with the key
+    drop_files(page, [("keyed-note.md", "# Keyed\n\nUploaded with the session's key.")])
+    page.wait_for_selector('.upload-results li.added[data-file="keyed-note.md"]')
+    page.wait_for_selector('.activity-log li[data-kind="ingest"]:has-text("keyed-note.md")')  # the stream too
+    row(page, "keyed-note.md").wait_for()
+    with httpx.Client(base_url=keyed_server.url, headers=keyed_server.headers) as c:
+        assert "keyed-note.md" in listed_ids(c)

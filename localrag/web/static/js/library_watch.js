@@ -105,7 +105,7 @@ export function mountWatch(section, ctx, { onDocsChanged } = {}) {
   const folders = h('div', { class: 'watch-folders', 'aria-live': 'polite', 'aria-busy': 'true' },
     h('p', {}, 'Loading…'));
   const progress = h('p', { class: 'lib-progress', role: 'status', hidden: '' });
-  const status = h('span', { class: 'stream-state' }, 'connecting…');
+  const status = h('span', { class: 'stream-state', role: 'status' }, 'connecting…');
   const log = h('ol', { class: 'activity-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Activity' });
   section.append(
     h('h2', { id: 'lib-watch-title' }, 'Watched folders'), folders,
@@ -174,20 +174,49 @@ export function mountWatch(section, ctx, { onDocsChanged } = {}) {
     if (kind === 'sync' || kind === 'skip' || kind === 'duplicate') refreshSoon();
   }
 
+  function setStream(text, cls) {
+    status.textContent = text;
+    status.className = `stream-state ${cls}`;
+  }
+
+  // Resolves on the app's key event (a key was entered), or when the page goes.
+  const keyEntered = () => new Promise((resolve) => {
+    const done = () => { document.removeEventListener('localrag:key', done); resolve(); };
+    document.addEventListener('localrag:key', done);
+    abort.signal.addEventListener('abort', done);
+  });
+
   async function listen() {
+    let wait = RETRY_MS;
     while (!abort.signal.aborted) {
+      let refused = false;
+      setStream('connecting…', 'down');
+      // getStream reports no "open", so the badge turns live on the first event or after a quiet second
+      // without an error (the server subscribes before it answers, so nothing is lost either way).
+      const opened = setTimeout(() => setStream('live', 'live'), 1000);
+      timers.add(opened);
       try {
-        status.textContent = 'live';
-        status.className = 'stream-state live';
-        await ctx.getStream('/v1/events', onEvent, abort.signal);
+        await ctx.getStream('/v1/events', (kind, event) => {
+          if (!status.classList.contains('live')) setStream('live', 'live');
+          wait = RETRY_MS;
+          onEvent(kind, event);
+        }, abort.signal);
       } catch (e) {
         if (abort.signal.aborted || e.name === 'AbortError') return;
+        refused = e.status === 401 || e.status === 403;
+      } finally {
+        clearTimeout(opened);
       }
       if (abort.signal.aborted) return;
-      // The stream ended (server restart, network): say so and reconnect, then re-read what was missed.
-      status.textContent = 'reconnecting…';
-      status.className = 'stream-state down';
-      await new Promise((resolve) => later(resolve, RETRY_MS));
+      if (refused) { // the key prompt was dismissed: asking again every few seconds would nag
+        setStream('needs an API key', 'down');
+        await keyEntered();
+        continue;
+      }
+      // The stream ended (server restart, network): say so, reconnect with backoff, re-read what was missed.
+      setStream('reconnecting…', 'down');
+      await new Promise((resolve) => later(resolve, wait));
+      wait = Math.min(wait * 2, 30000);
       refreshSoon();
     }
   }
