@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -59,17 +63,46 @@ def sse(event: str, data: Any) -> str:
 
 
 async def iterate(gen: Iterator[Any]) -> AsyncIterator[Any]:
-    """A blocking generator (llama.cpp streaming) driven from the thread pool, closed however it ends."""
+    """A blocking generator (llama.cpp streaming) driven from a thread of its own, closed however it ends.
+
+    Every step and the close run on that one thread: the llama.cpp generator holds the model's lock (an
+    RLock, owned by a thread) across its yields, and a step or close on another pool thread could not
+    release it, leaving the model locked for every later request (a client pressing Stop did that). The
+    close is queued, not awaited, so it also happens when the request task is cancelled mid-await.
+    """
+    loop = asyncio.get_running_loop()
+    results: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+    commands: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: the next item; False: close and stop
+
+    def post(ok: bool, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(results.put_nowait, (ok, value))
+
+    def drive() -> None:
+        while commands.get():
+            try:
+                post(True, next(gen, _END))
+            except BaseException as e:  # handed to the request task, which raises it
+                post(False, e)
+        close = getattr(gen, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.warning("closing an answer stream failed", exc_info=True)
+
+    threading.Thread(target=drive, name="localrag-stream", daemon=True).start()
     try:
         while True:
-            item = await run_in_threadpool(next, gen, _END)
+            commands.put(True)
+            ok, item = await results.get()
+            if not ok:
+                raise item
             if item is _END:
                 return
             yield item
     finally:
-        close = getattr(gen, "close", None)
-        if close is not None:
-            await run_in_threadpool(close)
+        commands.put(False)
 
 
 async def answer_once(ctx: ServerContext, question: str, options: dict[str, Any], use_cache: bool) -> Answer:
