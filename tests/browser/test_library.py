@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pdfgen import make_pdf
 from threaded_server import app_in_thread
 from webharness import SERVED_ORIGINS, Served, origin, wait_ready, web_settings
 
@@ -192,12 +193,29 @@ def test_a_bad_file_shows_the_servers_error(library: tuple[Served, Path], client
     with page.expect_file_chooser() as chooser:
         page.focus(".dropzone button.primary")
         page.keyboard.press("Enter")
+    two_pages = make_pdf([["The ferry leaves at dawn."], ["The ferry returns at dusk."]])
     chooser.value.set_files([{"name": "broken.pdf", "mimeType": "application/pdf", "buffer": hostile},
-                             {"name": "good-note.txt", "mimeType": "text/plain", "buffer": b"A plain note on kites."}])
+                             {"name": "ferry.pdf", "mimeType": "application/pdf", "buffer": two_pages}])
     failed = page.wait_for_selector('.upload-results li.error[data-file="broken.pdf"]')
     assert failed.inner_text().endswith(f"error: {message}")
-    page.wait_for_selector('.upload-results li.added[data-file="good-note.txt"]')  # one bad file stops nothing
+    page.wait_for_selector('.upload-results li.added[data-file="ferry.pdf"]')  # one bad file stops nothing
     assert "broken.pdf" not in listed_ids(client)
+
+    page.click('.lib-list button.doc-open[data-doc="ferry.pdf"]')  # a PDF's view marks where pages begin
+    page.wait_for_selector(".lib-doc .lib-chunks tbody tr")
+    stored = client.get("/v1/documents/ferry.pdf").json()
+    assert stored["kind"] == "pdf" and len(stored["page_starts"]) == 2
+    marks = page.eval_on_selector_all(".lib-text .page-mark", "m => m.map(e => e.textContent)")
+    assert marks == ["page 1", "page 2"]
+    after_page_2 = page.eval_on_selector_all(".lib-text .page-mark", """marks => {
+        let next = marks[1].nextElementSibling;  // past any chunk marker, the text that follows
+        while (next && !next.classList.contains('seg')) next = next.nextElementSibling;
+        return next.textContent;
+    }""")
+    assert after_page_2.strip()
+    assert after_page_2.startswith(stored["text"][stored["page_starts"][1]:][:len(after_page_2)])
+    pages = page.eval_on_selector_all(".lib-chunks tbody td[data-label=Page]", "c => c.map(e => e.textContent)")
+    assert pages == [str(c["page"]) for c in stored["chunks"]]
 
 
 def test_a_new_namespace_by_name(library: tuple[Served, Path], client: httpx.Client, page: Any) -> None:

@@ -16,7 +16,7 @@ export function fmtTime(seconds) {
 // Split the text at every chunk start and end, so overlapping chunks show as their own segments.
 // One sweep over the cut points with the set of chunks open there: linear in the chunks, since a
 // document of thousands of chunks must not cost a quadratic scan in the browser.
-export function segments(length, chunks) {
+export function segments(length, chunks, cuts = []) {
   const clamp = (n) => Math.max(0, Math.min(length, n));
   const opens = new Map();
   const closes = new Map();
@@ -26,7 +26,8 @@ export function segments(length, chunks) {
     at(opens, clamp(c.char_start), c.ordinal);
     at(closes, clamp(c.char_end), c.ordinal);
   }
-  const points = [...new Set([0, length, ...opens.keys(), ...closes.keys()])].sort((a, b) => a - b);
+  const extra = cuts.map(clamp);
+  const points = [...new Set([0, length, ...extra, ...opens.keys(), ...closes.keys()])].sort((a, b) => a - b);
   const active = new Set();
   const out = [];
   for (let i = 0; i + 1 < points.length; i++) {
@@ -56,7 +57,14 @@ function textView(doc, onPick) {
     if (!startsAt.has(c.char_start)) startsAt.set(c.char_start, []);
     startsAt.get(c.char_start).push(c);
   }
-  for (const seg of segments(shown.length, doc.chunks)) {
+  // Pages (PDFs, scans) are marked where they begin, so a chunk's page can be seen in the text.
+  const pages = doc.page_starts && doc.page_starts.length > 1 ? doc.page_starts : [];
+  const pageAt = new Map(pages.map((start, i) => [start, i + 1]));
+  for (const seg of segments(shown.length, doc.chunks, pages)) {
+    if (pageAt.has(seg.start)) {
+      pre.append(h('span', { class: 'page-mark', role: 'separator' }, `page ${pageAt.get(seg.start)}`));
+      pageAt.delete(seg.start); // two pages starting at one offset (an empty page) show once
+    }
     for (const c of startsAt.get(seg.start) || []) {
       const label = `#${c.ordinal}` + (c.page ? ` p.${c.page}` : '');
       pre.append(h('button', {
