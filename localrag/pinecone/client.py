@@ -24,10 +24,12 @@ from typing import Any, TypeVar
 from localrag.errors import InvalidInputError, LocalRagError
 from localrag.pinecone import models as m
 from localrag.pinecone import wire
+from localrag.pinecone.control import LocalPinecone
 from localrag.pinecone.documents_client import Documents, Indexes
-from localrag.pinecone.documents_index import DocumentIndex, EmbedderSource
+from localrag.pinecone.documents_embed import EmbedderSource
+from localrag.pinecone.documents_index import DocumentIndex
 from localrag.pinecone.errors import api_error
-from localrag.pinecone.local import LocalIndex, LocalPinecone
+from localrag.pinecone.local import LocalIndex
 from localrag.pinecone.store import IndexConfig
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from localrag.errors import InvalidInputError
 from localrag.pinecone import documents_models as dm
 from localrag.pinecone import wire
+from localrag.pinecone.documents_embed import EmbedderSource, SparseEncoder
 from localrag.pinecone.documents_schema import (
     MAX_DOCUMENTS,
     MAX_EMBED_DOCUMENTS,
@@ -32,48 +32,16 @@ from localrag.pinecone.documents_schema import (
 )
 from localrag.pinecone.documents_search import parse_clauses, score
 from localrag.pinecone.documents_space import DocSpace, compile_document_filter
-from localrag.pinecone.documents_text import SparseEncoder, analyzer
+from localrag.pinecone.documents_text import analyzer
 from localrag.pinecone.local import decode_token, encode_token
 from localrag.pinecone.models import DEFAULT_NAMESPACE_ALIAS
 from localrag.pinecone.store import IndexConfig, RecordStore
-from localrag.protocols import Embedder
 from localrag.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FETCH_LIMIT = 100
 MAX_FETCH_LIMIT = 10_000
-
-
-class EmbedderSource:
-    """The local embedder behind ``embed`` fields, loaded on first use (a model load takes seconds)."""
-
-    def __init__(self, load: Any, dim: Any) -> None:
-        self._load = load
-        self._dim = dim
-        self._embedder: Embedder | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def dim(self) -> int:
-        return int(self._dim() if callable(self._dim) else self._dim)
-
-    def get(self) -> Embedder:
-        with self._lock:
-            if self._embedder is None:
-                self._embedder = self._load()
-            return self._embedder
-
-
-def default_embedder(data_dir: Path) -> EmbedderSource:
-    """The embedder ``[embed]`` in ``<data_dir>/localrag.toml`` names (the defaults without one)."""
-    from localrag.config import load_settings
-    from localrag.embed.factory import embedder_dim, load_embedder
-
-    embed = load_settings(data_dir if (data_dir / "localrag.toml").is_file() else None).embed
-    return EmbedderSource(lambda: load_embedder(embed.model, threads=embed.threads, batch_size=embed.batch_size,
-                                                max_tokens=embed.max_tokens),
-                          lambda: embedder_dim(embed.model))
 
 
 def namespace_of(value: Any) -> str:

@@ -1,9 +1,8 @@
-"""Full-text search for document indexes: analyzers, an incremental BM25 index per field, and the
-local sparse encoder behind ``sparse_embed``.
+"""Full-text search for document indexes: analyzers and an incremental BM25 index per field.
 
 BM25 is Lucene's (8 and later): ``idf * tf / (tf + k1 * (1 - b + b * len / avg_len))`` with
-``k1 = 1.2``, ``b = 0.75``, ``idf = ln(1 + (N - n + 0.5) / (n + 0.5))`` with ``N`` the documents that have the field and
-``n`` those containing the term, and the field length normalised by the field's average. A
+``k1 = 1.2``, ``b = 0.75``, ``idf = ln(1 + (N - n + 0.5) / (n + 0.5))``, ``N`` the documents that
+have the field and ``n`` those containing the term, lengths in tokens. A
 phrase scores as one term whose frequency is the phrase's and whose idf is the sum of its
 terms' idfs (Lucene's PhraseQuery). Postings are ``term -> {slot: tf}`` dicts updated on every
 write, so a query touches only the postings of its own terms.
@@ -12,15 +11,11 @@ write, so a query touches only the postings of its own terms.
 from __future__ import annotations
 
 import math
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-import numpy as np
-
 from localrag.index.tokenize import TextTokenizer
 from localrag.pinecone.documents_schema import FullText
-from localrag.pinecone.wire import Sparse
 
 K1 = 1.2
 B = 0.75
@@ -113,37 +108,3 @@ def phrase_count(words: Sequence[str], terms: Sequence[str]) -> int:
     n = len(terms)
     first = terms[0]
     return sum(1 for i in range(len(words) - n + 1) if words[i] == first and list(words[i:i + n]) == list(terms))
-
-
-# --------------------------------------------------------------------------- sparse_embed
-
-
-class SparseEncoder:
-    """Text -> sparse vector by hashed tokens: documents weigh ``1 + ln(tf)``, queries 1 per term.
-
-    It stands in for Pinecone's hosted sparse models (pinecone-sparse-english-v0 and others), which
-    cannot run offline: results rank by shared terms, but the scores are not those models'.
-    """
-
-    def __init__(self, tokenize: TextTokenizer) -> None:
-        self.tokenize = tokenize
-
-    @staticmethod
-    def _index(term: str) -> int:
-        return zlib.crc32(term.encode()) % SPARSE_DIMENSIONS
-
-    def _encode(self, counts: dict[int, float]) -> Sparse | None:
-        if not counts:
-            return None
-        order = sorted(counts)
-        return (np.asarray(order, dtype=np.uint32), np.asarray([counts[i] for i in order], dtype=np.float32))
-
-    def document(self, text: str) -> Sparse | None:
-        counts: dict[int, float] = {}
-        for term, tf in Counter(self.tokenize(text)).items():
-            index = self._index(term)
-            counts[index] = counts.get(index, 0.0) + 1.0 + math.log(tf)
-        return self._encode(counts)
-
-    def query(self, text: str) -> Sparse | None:
-        return self._encode({self._index(t): 1.0 for t in self.tokenize(text)})

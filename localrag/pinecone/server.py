@@ -37,11 +37,12 @@ from localrag.errors import (
 )
 from localrag.pinecone import wire
 from localrag.pinecone.client import SUBDIR, index_model
-from localrag.pinecone.documents_index import EmbedderSource
+from localrag.pinecone.control import LocalPinecone
+from localrag.pinecone.documents_embed import EmbedderSource
 from localrag.pinecone.documents_routes import documents_router
 from localrag.pinecone.documents_schema import is_document_schema
 from localrag.pinecone.errors import UnauthorizedError, control_plane_body, data_plane_body
-from localrag.pinecone.local import LocalIndex, LocalPinecone
+from localrag.pinecone.local import LocalIndex
 from localrag.pinecone.models import DEFAULT_NAMESPACE_ALIAS
 
 log = logging.getLogger(__name__)

@@ -278,7 +278,7 @@ def kill_pinecone(data: Path, run: int, point: str, hits: int, rng: random.Rando
 def verify_pinecone(root: Path, expected: Mapping[str, int | None]) -> int:
     """The index's records are exactly the acknowledged ones with their values, in SQLite and in memory."""
     from localrag.pinecone import wire
-    from localrag.pinecone.local import LocalPinecone
+    from localrag.pinecone.control import LocalPinecone
 
     backend = LocalPinecone(root)
     try:

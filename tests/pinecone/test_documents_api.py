@@ -16,7 +16,7 @@ from serving import running_server, sdk_client
 from threaded_server import app_in_thread
 
 from localrag.pinecone import Pinecone
-from localrag.pinecone.documents_index import EmbedderSource
+from localrag.pinecone.documents_embed import EmbedderSource
 from localrag.pinecone.server import create_app
 
 pytestmark = pytest.mark.server
