@@ -33,8 +33,8 @@ _LEADING_MARKERS = re.compile(r"(?:\[\d+\]\s*)+")
 _JOINT = re.compile(r"(?:;|,\s+(?:and|but|while|whereas|although))\s+", re.IGNORECASE)
 _MIN_CLAUSE_WORDS = 4
 _NEGATION = re.compile(
-    r"\b(?:not|no|never|none|nor|neither|nobody|nothing|without|cannot|failed to|unable to)\b|n't\b",
-    re.IGNORECASE)
+    r"\b(?<!whether or )(?:not|no|never|none|nor|neither|nobody|nothing|without|cannot|failed to|unable to)\b"
+    r"|n't\b", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|s)?(?![\w])")
 _WORD_NUMBERS = {w: str(i) for i, w in enumerate(
     ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"))}
@@ -161,35 +161,69 @@ def _contains(haystack: str, name: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(name.lower()) + r"(?!\w)", haystack) is not None
 
 
-def signals(claim: str, passage: str) -> Signals:
-    """The rule signals of ``claim`` (no markers) against ``passage``."""
+def signals(claim: str, passage: str, question: str = "", *, role_share: float = 0.5) -> Signals:
+    """The rule signals of ``claim`` (no markers) against ``passage``. Numbers and names the ``question``
+    brought are not the answer's to prove (the question's words, restated, claim nothing)."""
     lowered = passage.lower()
+    asked = question.lower()
     start, end, share = best_sentence(passage, claim)
     aligned = passage[start:end] if share > 0 else ""
-    negation = bool(aligned) and negated(claim) != negated(aligned)
-    claim_numbers = numbers(claim)
+    negation = bool(aligned) and _negation_differs(claim, aligned)
+    claim_numbers = numbers(claim) - numbers(question)
     absent_numbers = tuple(sorted(claim_numbers - numbers(passage)))
-    changed = bool(absent_numbers) and bool(numbers(aligned) - claim_numbers)
+    # a number the sentence matching the claim closely does not hold, while it holds another: changed,
+    # even when the passage has the claim's number elsewhere ("1350" against "... Russia in 1351")
+    aligned_numbers = numbers(aligned)
+    close = share >= _CLOSE_MATCH
+    changed = (bool(absent_numbers) or (close and bool(claim_numbers - aligned_numbers))) and bool(
+        aligned_numbers - claim_numbers)
     absent_names: list[str] = []
     misplaced: list[str] = []
-    claim_names = names(claim)
+    claim_names = [n for n in (_POSSESSIVE.sub("", n) for n in names(claim)) if n and not _contains(asked, n.lower())]
     # the sentence matching the claim's other words, to see who the passage gives that role to
     rest = claim
     for name in claim_names:
         rest = rest.replace(name, " ")
     rs, re_, rshare = best_sentence(passage, rest) if terms(rest) else (0, 0, 0.0)
-    role_sentence = passage[rs:re_].lower() if rshare >= 0.5 else ""
+    role_sentence = passage[rs:re_].lower() if rshare >= role_share else ""
     for name in claim_names:
-        if all(_contains(lowered, part.lower()) for part in name.split()) and not _contains(lowered, name.lower()):
-            continue  # every word is there ("Flair" of "Charlotte Flair"): not an invention
-        if not _contains(lowered, name.lower()):
-            if not _contains(lowered, name.split()[-1].lower()):
-                absent_names.append(name)
-        elif role_sentence and not _contains(role_sentence, name.split()[-1].lower()):
-            others = [n for n in names(passage[rs:re_]) if n.lower() not in claim.lower()]
-            if others:
-                misplaced.append(name)
+        words = name.lower().split()
+        if _contains(lowered, name.lower()) or all(_contains(lowered, w) for w in words):
+            if role_sentence and not all(_contains(role_sentence, w) for w in words):
+                others = [n for n in names(passage[rs:re_]) if n.lower() not in claim.lower()]
+                if others:
+                    misplaced.append(name)
+        elif not _contains(lowered, words[-1]):
+            absent_names.append(name)
     return Signals(negation, () if changed else absent_numbers, changed, tuple(absent_names), tuple(misplaced))
+
+
+_POSSESSIVE = re.compile(r"['’]s?$")
+_NEGATION_REACH = 3  # content words after a negation cue that it negates
+_CLOSE_MATCH = 0.6  # share of the claim's words from which a passage sentence is the one it restates
+
+
+def _negated_terms(text: str) -> set[str]:
+    """Content terms within reach of a negation cue: the first few content words after it."""
+    out: set[str] = set()
+    for cue in _NEGATION.finditer(text):
+        reach: list[str] = []
+        for word in text[cue.end() :].split():
+            reach.extend(sorted(terms(word)))
+            if len(reach) >= _NEGATION_REACH:
+                break
+        out.update(reach[:_NEGATION_REACH])
+    return out
+
+
+def _negation_differs(claim: str, sentence: str) -> bool:
+    """Whether one side negates what the other asserts: a word negated on one side is present, not
+    negated, on the other ("did not open" against "opened")."""
+    if negated(claim) and not negated(sentence):
+        return True
+    claim_negated, sentence_negated = _negated_terms(claim), _negated_terms(sentence)
+    return bool((claim_negated & terms(sentence)) - sentence_negated) or bool(
+        (sentence_negated & terms(claim)) - claim_negated)
 
 
 def strip_claim_markers(text: str) -> str:

@@ -280,8 +280,8 @@ class AnswerPipeline:
         claims: tuple[Claim, ...] = ()
         numbering: dict[int, int] = {}
         if s.grounding:
-            claims = ground(text, context, self._claim_judge(provider), threshold=s.grounding_threshold,
-                            max_claims=s.grounding_max_claims)
+            claims = ground(text, context, self._claim_judge(provider), min_score=s.grounding_min_score,
+                            max_claims=s.grounding_max_claims, question=question, min_overlap=s.min_support)
             text, claims, numbering, abstain = apply_policy(text, claims, s.grounding_policy)
         if abstain:
             return verified, claims, (), True

@@ -28,12 +28,15 @@ class LabelJudge:
     """Scores items by the largest logit among each label's words (first token of each word)."""
 
     def __init__(self, generator: LlamaCppGenerator, system: str, labels: Sequence[Sequence[str]] = (YES, NO),
-                 *, max_tokens: int = 256) -> None:
+                 *, max_tokens: int = 256, keep_state: bool = True) -> None:
         self.generator = generator
         self.system = system
         self.labels = [tuple(words) for words in labels]
         self.max_tokens = max(8, max_tokens)  # a head or tail longer than this is cut
-        self._ids: list[list[int]] | None = None
+        # put back what the context held before (the answer prompt's cached prefix), so judging an answer
+        # does not cost the next question the re-evaluation of its system message
+        self.keep_state = keep_state
+        self._ids: list[list[int]] = []
 
     def truncate(self, text: str) -> str:
         """``text`` cut to ``max_tokens`` model tokens."""
@@ -52,25 +55,35 @@ class LabelJudge:
         # The generator's lock serialises every use of its llama.cpp context (shared with answering).
         with gen._lock:
             llm = gen._model()
-            if self._ids is None:
+            if not self._ids:
                 self._ids = [_first_ids(llm, words) for words in self.labels]
-            for i, (head, tail) in enumerate(items):
-                prompt = self._prompt(head + tail)
-                tokens = gen.render(prompt)
-                llm = gen._model(len(tokens) + 1)
-                head_tokens = gen.render(self._prompt(head))
-                shared = min(_common_prefix(head_tokens, tokens), len(tokens) - 1)
-                if not _holds(llm, tokens[:shared]):
-                    # prefill brings the context to the fixed prefix, evaluated alone from position 0
-                    fixed = gen.prefill(prompt, tokens)
-                    fixed = llm.n_tokens if fixed == 0 else fixed
-                    shared = max(shared, fixed)
-                    llm.eval(tokens[fixed:shared])
-                llm.n_tokens = shared
-                llm.eval(tokens[shared:])
-                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),))
-                out[i] = [float(row[ids].max()) for ids in self._ids]
+            saved = llm.save_state() if self.keep_state and llm.n_tokens else None
+            try:
+                self._score(llama_cpp, items, out)
+            finally:
+                if saved is not None and gen._llm is llm:
+                    llm.load_state(saved)
         return out
+
+    def _score(self, llama_cpp: Any, items: Sequence[tuple[str, str]], out: np.ndarray) -> None:
+        gen = self.generator
+        llm = gen._model()
+        for i, (head, tail) in enumerate(items):
+            prompt = self._prompt(head + tail)
+            tokens = gen.render(prompt)
+            llm = gen._model(len(tokens) + 1)
+            head_tokens = gen.render(self._prompt(head))
+            shared = min(_common_prefix(head_tokens, tokens), len(tokens) - 1)
+            if not _holds(llm, tokens[:shared]):
+                # prefill brings the context to the fixed prefix, evaluated alone from position 0
+                fixed = gen.prefill(prompt, tokens)
+                fixed = llm.n_tokens if fixed == 0 else fixed
+                shared = max(shared, fixed)
+                llm.eval(tokens[fixed:shared])
+            llm.n_tokens = shared
+            llm.eval(tokens[shared:])
+            row = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),))
+            out[i] = [float(row[ids].max()) for ids in self._ids]
 
     def _prompt(self, user: str) -> Prompt:
         return Prompt((ChatMessage("system", self.system), ChatMessage("user", user)))
