@@ -255,6 +255,13 @@ def test_watched_folder_live(library: tuple[Served, Path], client: httpx.Client,
     event = page.wait_for_selector('.activity-log li[data-kind="ingest"]:has-text("kite-notes.md")')
     assert "added" in event.inner_text()
     page.wait_for_selector('.lib-list tbody tr:has-text("kite-notes.md")')
+    page.click('.lib-list tbody tr:has-text("kite-notes.md") button.doc-open')
+    page.wait_for_selector('.lib-text:has-text("strong, even wind")')
+    page.focus("#lib-filter")
+    (folder / "kite-notes.md").write_text("# Kites\n\nA box kite tugs hard in a gusty wind.\n")  # edited
+    page.wait_for_selector('.activity-log li[data-kind="update"]:has-text("kite-notes.md")')
+    page.wait_for_selector('.lib-text:has-text("gusty wind")')  # the open view follows the change
+    assert page.evaluate("document.activeElement.id") == "lib-filter"  # and leaves the focus alone
     (folder / "noise.bin").write_bytes(bytes(range(256)) * 4)  # binary: skipped, with the reason shown
     page.wait_for_selector('.activity-log li[data-kind="skip"]:has-text("noise.bin")')
     page.wait_for_selector('.watch-skips li:has-text("noise.bin"):has-text("binary or unsupported file type")')

@@ -118,36 +118,42 @@ function pick(panel, ordinal) {
   if (box && mark) box.scrollTo({ top: Math.max(0, mark.offsetTop - 8) });
 }
 
-// Renders the document into `panel`; `onClose` hides the panel.
-export async function showDocument(panel, ctx, docId, namespace, { onClose, signal } = {}) {
-  clear(panel);
-  panel.hidden = false;
-  panel.append(h('p', { class: 'lib-note', role: 'status' }, `Loading ${docId}…`));
+// Renders the document into `panel`; `onClose` hides the panel; `focus` moves the focus to its title.
+export async function showDocument(panel, ctx, docId, namespace, { onClose, signal, focus = true } = {}) {
+  const close = () => h('button', { type: 'button', onclick: onClose }, 'Close');
+  if (focus || panel.hidden) { // a refresh keeps the old view until the new one is in (no flicker)
+    clear(panel);
+    panel.hidden = false;
+    panel.append(h('p', { class: 'lib-note', role: 'status' }, `Loading ${docId}…`));
+  }
   let doc;
   try {
     doc = await ctx.api(`/v1/documents/${encodeURIComponent(docId)}`, { query: { namespace }, signal });
   } catch (e) {
     if (e.name === 'AbortError') return;
     clear(panel);
-    panel.append(h('p', { class: 'lib-error', role: 'alert' }, `Could not open ${docId}: ${e.message}`));
+    panel.append(h('header', { class: 'lib-doc-head' }, h('h2', { id: 'lib-doc-title' }, docId), close()),
+      h('p', { class: 'lib-error', role: 'alert' }, `Could not open ${docId}: ${e.message}`));
     return;
   }
+  const scrolled = panel.querySelector('.lib-text')?.scrollTop || 0;
   clear(panel);
   doc.chunks = doc.chunks || [];
   doc.text = doc.text || '';
   const heading = h('h2', { id: 'lib-doc-title', tabindex: '-1' }, doc.title || doc.doc_id);
-  const actions = h('div', { class: 'lib-actions' },
-    h('button', { type: 'button', onclick: onClose }, 'Close'));
+  const actions = h('div', { class: 'lib-actions' }, close());
   const onPick = (ordinal) => pick(panel, ordinal);
   panel.append(
     h('header', { class: 'lib-doc-head' }, heading, actions),
     metaRows(doc),
     h('h3', {}, 'Text'),
-    h('p', { class: 'lib-note' }, 'Each #n marks where a chunk starts; shaded text is shared by two chunks. ' +
-      'Pick a chunk to highlight it.'),
+    h('p', { class: 'lib-note' }, doc.chunks.length > 1
+      ? 'Each #n marks where a chunk starts; shaded text is shared by two chunks. Pick a chunk to highlight it.'
+      : 'The whole text is one chunk.'),
     textView(doc, onPick),
     h('h3', {}, 'Chunks'),
     h('div', { class: 'table-wrap' }, chunkTable(doc, onPick)),
   );
-  heading.focus();
+  if (focus) heading.focus();
+  else panel.querySelector('.lib-text').scrollTop = scrolled;
 }

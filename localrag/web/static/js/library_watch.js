@@ -52,7 +52,7 @@ export function describeEvent(kind, e, roots = []) {
     case 'ingest': return `added ${what}` + (data.chunks !== undefined ? ` (${plural(data.chunks, 'chunk')})` : '');
     case 'update': return `updated ${what}` + (data.chunks !== undefined ? ` (${plural(data.chunks, 'chunk')})` : '');
     case 'delete': return `deleted ${what}`;
-    case 'skip': return data.retry ? `waiting for ${path || what}: ${e.reason} (will retry)`
+    case 'skip': return data.retry ? `waiting for ${path || what}: ${e.reason}; will retry`
       : `skipped ${path || what}: ${e.reason}`;
     case 'rename': return `moved ${shortPath(data.from || '?', roots)} → ${path}`;
     case 'duplicate': return `${path}: ${e.reason}`;

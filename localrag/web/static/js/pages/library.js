@@ -237,12 +237,12 @@ export async function mount(root, ctx) {
 
   // -- document view --------------------------------------------------------------------------------
   let viewAbort = null;
-  function openDocument(docId) {
+  function openDocument(docId, { focus = true } = {}) {
     viewAbort?.abort();
     viewAbort = new AbortController();
     state.open = docId;
     for (const tr of listBody.querySelectorAll('tr')) tr.classList.toggle('current', tr.dataset.doc === docId);
-    showDocument(docPanel, ctx, docId, state.namespace, { signal: viewAbort.signal, onClose: () => {
+    showDocument(docPanel, ctx, docId, state.namespace, { signal: viewAbort.signal, focus, onClose: () => {
       const opener = listBody.querySelector(`tr.current .doc-open`);
       closeDocument();
       opener?.focus();
@@ -269,9 +269,10 @@ export async function mount(root, ctx) {
       uploads.prepend(li);
       return { file, li, result };
     });
-    // One at a time: the server has one writer, and per-file results come back in order.
+    // One at a time: the server has one writer, and per-file results come back in order. Leaving the
+    // page does not cancel what the user asked for: the rest still go, and a toast says when they are in.
+    let failed = 0;
     for (const { file, li, result } of rows) {
-      if (abort.signal.aborted) return;
       result.textContent = 'uploading…';
       try {
         const answer = await ctx.upload(file, { namespace });
@@ -279,14 +280,19 @@ export async function mount(root, ctx) {
         li.className = `upload ${kind}`;
         result.textContent = text;
       } catch (e) {
+        failed++;
         li.className = 'upload error';
         result.textContent = `error: ${e.message}`;
       }
     }
+    document.dispatchEvent(new CustomEvent('localrag:namespaces-changed')); // the nav's picker lists it too
+    if (abort.signal.aborted) {
+      toast(`Uploads finished: ${files.length - failed} of ${files.length} files taken`, failed ? 'error' : 'ok');
+      return;
+    }
     while (uploads.children.length > 50) uploads.lastElementChild.remove();
     if (namespace === state.namespace) loadList();
     loadNamespaces();
-    document.dispatchEvent(new CustomEvent('localrag:namespaces-changed')); // the nav's picker lists it too
   }
 
   function fmtSize(bytes) {
@@ -315,6 +321,8 @@ export async function mount(root, ctx) {
     if ((event.namespace || '') !== state.namespace) return;
     later('list', () => { loadList(); loadNamespaces(); }, 300);
     if (event.kind === 'delete' && event.doc_id === state.open) closeDocument();
+    // a changed document shows its new text, without taking the focus from wherever the user is
+    if (event.kind === 'update' && event.doc_id === state.open) later('view', () => openDocument(event.doc_id, { focus: false }), 300);
   } });
 
   await Promise.all([loadNamespaces(), loadList()]);
