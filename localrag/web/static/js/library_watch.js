@@ -5,7 +5,6 @@ import { fmtTime } from './library_doc.js';
 const LOG_MAX = 60;
 const RETRY_MS = 3000;
 const SYNC_COUNTS = ['added', 'updated', 'deleted', 'renamed', 'duplicates', 'unchanged', 'skipped', 'retry'];
-const TIME_KEYS = ['time', 'finished_at', 'at', 'ended_at', 'when'];
 const DOC_KINDS = new Set(['ingest', 'update', 'delete', 'rename']);
 
 function plural(n, word) {
@@ -16,10 +15,9 @@ function plural(n, word) {
 export function describeSync(sync) {
   if (!sync) return 'not synced yet';
   const parts = SYNC_COUNTS.filter((k) => sync[k] > 0).map((k) => `${sync[k]} ${k}`);
-  const when = TIME_KEYS.map((k) => sync[k]).find((v) => v !== undefined && v !== null);
   let text = parts.join(' · ') || 'no changes';
   if (typeof sync.seconds === 'number') text += ` in ${fmtMs(sync.seconds * 1000)}`;
-  if (when !== undefined) text += ` — ${fmtTime(when)}`;
+  if (sync.time) text += ` — ${fmtTime(sync.time)}`; // GET /v1/watch has it; a sync event has its own
   return text;
 }
 
@@ -102,7 +100,8 @@ export function mountWatch(section, ctx, { onDocsChanged } = {}) {
     const t = setTimeout(() => { timers.delete(t); fn(); }, ms);
     timers.add(t);
   };
-  const folders = h('div', { class: 'watch-folders', 'aria-live': 'polite', 'aria-busy': 'true' },
+  // not a live region: it is redrawn at every sync, and the activity log already announces what happened
+  const folders = h('div', { class: 'watch-folders', 'aria-busy': 'true' },
     h('p', {}, 'Loading…'));
   const progress = h('p', { class: 'lib-progress', role: 'status', hidden: '' });
   const status = h('span', { class: 'stream-state', role: 'status' }, 'connecting…');
