@@ -126,7 +126,7 @@ class Pinecone:
 
     @_api(control_plane=True)
     def describe_index(self, name: str) -> m.IndexModel:
-        return index_model(self._local._opened(name).config, LOCAL_HOST_SCHEME + name)
+        return index_model(self._local.opened(name).config, LOCAL_HOST_SCHEME + name)
 
     @_api(control_plane=True)
     def list_indexes(self) -> m.IndexList:
@@ -151,7 +151,7 @@ class Pinecone:
             name = host.removeprefix(LOCAL_HOST_SCHEME).rstrip("/").rsplit("/", 1)[-1]
         if not name:
             raise InvalidInputError("Either name or host must be provided to create an Index client.")
-        return Index(self._local._opened(name))
+        return Index(self._local.opened(name))
 
     def Index(self, name: str = "", host: str = "", **kwargs: Any) -> Index:
         return self.index(name=name, host=host, **kwargs)
@@ -264,7 +264,9 @@ class Index:
 
     @_api()
     def describe_index_stats(self, filter: Mapping[str, Any] | None = None, **_: Any) -> m.DescribeIndexStatsResponse:
-        return self._index.stats(wire.filter_of(filter))
+        if isinstance(self._opened, DocumentIndex):  # it checks its own filters ($match_* included)
+            return self._opened.stats(None if filter is None else dict(filter))
+        return self._opened.stats(wire.filter_of(filter))
 
     @_api()
     def list_paginated(self, prefix: str | None = None, limit: int | None = None,
@@ -286,20 +288,20 @@ class Index:
     def create_namespace(self, name: str, schema: Mapping[str, Any] | None = None) -> m.NamespaceDescription:
         if not isinstance(name, str) or not name or name == m.DEFAULT_NAMESPACE_ALIAS:
             raise InvalidInputError(f"namespace name {name!r} cannot be created")
-        return self._index.create_namespace(wire.namespace_of(name), None if schema is None else dict(schema))
+        return self._opened.create_namespace(wire.namespace_of(name), None if schema is None else dict(schema))
 
     @_api()
     def describe_namespace(self, name: str) -> m.NamespaceDescription:
-        return self._index.describe_namespace(wire.namespace_of(name))
+        return self._opened.describe_namespace(wire.namespace_of(name))
 
     @_api()
     def delete_namespace(self, name: str, **_: Any) -> None:
-        self._index.delete_namespace(wire.namespace_of(name))
+        self._opened.delete_namespace(wire.namespace_of(name))
 
     @_api()
     def list_namespaces_paginated(self, prefix: str | None = None, limit: int | None = None,
                                   pagination_token: str | None = None) -> m.ListNamespacesResponse:
-        return self._index.list_namespaces(wire.page_request(None, prefix, limit, pagination_token))
+        return self._opened.list_namespaces(wire.page_request(None, prefix, limit, pagination_token))
 
     def list_namespaces(self, prefix: str | None = None, limit: int | None = None
                         ) -> Iterator[m.ListNamespacesResponse]:

@@ -115,7 +115,8 @@ class LocalPinecone:
             self._embedder = default_embedder(self.root.parent)
         return self._embedder
 
-    def _opened(self, name: str) -> LocalIndex | DocumentIndex:
+    def opened(self, name: str) -> LocalIndex | DocumentIndex:
+        """The index, of either kind (opened on first use)."""
         with self._lock:
             opened = self._open.get(name)
             if opened is None:
@@ -133,24 +134,24 @@ class LocalPinecone:
             return opened
 
     def index(self, name: str) -> LocalIndex:
-        opened = self._opened(name)
+        opened = self.opened(name)
         if not isinstance(opened, LocalIndex):
             raise InvalidInputError(f"Index {name!r} is a document index: use the Documents API "
                                     "(index.documents.upsert, search, fetch, ...)")
         return opened
 
     def documents(self, name: str) -> DocumentIndex:
-        opened = self._opened(name)
+        opened = self.opened(name)
         if isinstance(opened, LocalIndex):
             raise InvalidInputError(f"Index {name!r} is a vector index: the Documents API needs an index created "
                                     "with a schema of named fields")
         return opened
 
     def configs(self) -> list[IndexConfig]:
-        return [self._opened(name).config for name in self.catalog.names()]
+        return [self.opened(name).config for name in self.catalog.names()]
 
     def delete_index(self, name: str) -> None:
-        index = self._opened(name)
+        index = self.opened(name)
         if index.config.deletion_protection == "enabled":
             raise DeletionProtectedError(f"Deletion protection is enabled for index {name!r}; disable it "
                                          "before deleting the index")
@@ -160,7 +161,7 @@ class LocalPinecone:
             self.catalog.delete(name)
 
     def configure_index(self, name: str, deletion_protection: Any = None, tags: Any = None) -> IndexConfig:
-        index = self._opened(name)
+        index = self.opened(name)
         config = index.config
         if deletion_protection is not None:
             if deletion_protection not in ("enabled", "disabled"):

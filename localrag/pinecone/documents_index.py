@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from localrag.errors import InvalidInputError
+from localrag.errors import ConflictError, InvalidInputError, NotFoundError
 from localrag.pinecone import documents_models as dm
+from localrag.pinecone import models as m
 from localrag.pinecone import wire
 from localrag.pinecone.documents_embed import EmbedderSource, SparseEncoder
 from localrag.pinecone.documents_schema import (
@@ -33,7 +34,7 @@ from localrag.pinecone.documents_schema import (
 from localrag.pinecone.documents_search import parse_clauses, score
 from localrag.pinecone.documents_space import DocSpace, compile_document_filter
 from localrag.pinecone.documents_text import analyzer
-from localrag.pinecone.local import decode_token, encode_token
+from localrag.pinecone.local import decode_token, encode_token, namespace_page
 from localrag.pinecone.models import DEFAULT_NAMESPACE_ALIAS
 from localrag.pinecone.store import IndexConfig, RecordStore
 from localrag.rwlock import ReadWriteLock
@@ -83,6 +84,8 @@ class DocumentIndex:
         self._rw = ReadWriteLock()
         self._write = threading.Lock()
         self._spaces: dict[str, DocSpace] = {}
+        for name in store.namespaces():
+            self._space(name)
         for row in store.rows(None):
             assert row.metadata is not None
             self._space(row.namespace).put(row.metadata, row.values, row.sparse)
@@ -156,7 +159,8 @@ class DocumentIndex:
             if delete_all:
                 self.store.delete_all(namespace)
                 with self._rw.write():
-                    self._spaces.pop(namespace, None)
+                    if namespace in self._spaces:
+                        self._spaces[namespace] = DocSpace(self.schema)
                 return dm.MatchedResponse()
             if predicate is not None:
                 slots = [] if space is None else space.slots(predicate)
@@ -308,9 +312,44 @@ class DocumentIndex:
     def _embed_query(self, text: str) -> np.ndarray:
         return np.asarray(self._embedder.get().embed_query(text), dtype=np.float32)
 
-    def stats(self) -> dict[str, int]:
+    # -- namespaces and stats (the vector API's routes, on a document index) ---------------
+    def stats(self, flt: dict[str, Any] | None = None, default_name: str = DEFAULT_NAMESPACE_ALIAS
+              ) -> m.DescribeIndexStatsResponse:
+        predicate = compile_document_filter(flt, self.schema)
         with self._rw.read():
-            return {ns or DEFAULT_NAMESPACE_ALIAS: len(s) for ns, s in self._spaces.items() if len(s)}
+            counts = {ns or default_name: len(s) if predicate is None else len(s.slots(predicate))
+                      for ns, s in self._spaces.items()}
+        counts = {k: v for k, v in counts.items() if v}
+        return m.DescribeIndexStatsResponse({k: m.NamespaceSummary(v) for k, v in counts.items()}, None,
+                                            sum(counts.values()), "cosine", "document")
+
+    def create_namespace(self, name: str, schema: dict[str, Any] | None) -> m.NamespaceDescription:
+        with self._write:
+            if name in self._spaces:
+                raise ConflictError(f"Namespace {name!r} already exists")
+            self.store.create_namespace(name, schema)
+            with self._rw.write():
+                self._space(name)
+        return m.NamespaceDescription(name, 0, schema)
+
+    def describe_namespace(self, name: str) -> m.NamespaceDescription:
+        with self._rw.read():
+            space = self._spaces.get(name)
+            if space is None:
+                raise NotFoundError(f"Namespace {name or DEFAULT_NAMESPACE_ALIAS!r} not found")
+            return m.NamespaceDescription(name or DEFAULT_NAMESPACE_ALIAS, len(space))
+
+    def delete_namespace(self, name: str) -> None:
+        with self._write:
+            if name not in self._spaces:
+                raise NotFoundError(f"Namespace {name or DEFAULT_NAMESPACE_ALIAS!r} not found")
+            self.store.delete_all(name, drop_namespace=True)
+            with self._rw.write():
+                del self._spaces[name]
+
+    def list_namespaces(self, request: wire.PageRequest) -> m.ListNamespacesResponse:
+        with self._rw.read():
+            return namespace_page({n: len(s) for n, s in self._spaces.items()}, {}, request)
 
 
 def _no_embed(text: str) -> np.ndarray:

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -301,19 +302,25 @@ class LocalIndex:
                 self._schemas.pop(name, None)
 
     def list_namespaces(self, request: wire.PageRequest) -> m.ListNamespacesResponse:
-        after = decode_token(request.token)
         with self._rw.read():
-            names = sorted({n or m.DEFAULT_NAMESPACE_ALIAS for n, s in self._spaces.items() if n or len(s)},
-                           key=str.encode)
-            names = [n for n in names if n.startswith(request.prefix)]
-            total = len(names)
-            if after is not None:
-                names = [n for n in names if n.encode() > after.encode()]
-            page = names[: request.limit]
-            described = [m.NamespaceDescription(n, len(self._spaces[n if n != m.DEFAULT_NAMESPACE_ALIAS else ""]),
-                                                self._schemas.get(n)) for n in page]
-        more = len(names) > request.limit
-        return m.ListNamespacesResponse(described, m.Pagination(encode_token(page[-1])) if more else None, total)
+            counts = {n: len(s) for n, s in self._spaces.items() if n or len(s)}
+            return namespace_page(counts, self._schemas, request)
+
+
+def namespace_page(counts: Mapping[str, int], schemas: Mapping[str, dict[str, Any] | None],
+                   request: wire.PageRequest) -> m.ListNamespacesResponse:
+    """One page of namespace descriptions (``counts``: record count by name, ``""`` the default)."""
+    after = decode_token(request.token)
+    names = sorted((n or m.DEFAULT_NAMESPACE_ALIAS for n in counts), key=str.encode)
+    names = [n for n in names if n.startswith(request.prefix)]
+    total = len(names)
+    if after is not None:
+        names = [n for n in names if n.encode() > after.encode()]
+    page = names[: request.limit]
+    described = [m.NamespaceDescription(n, counts[n if n != m.DEFAULT_NAMESPACE_ALIAS else ""], schemas.get(n))
+                 for n in page]
+    more = len(names) > request.limit
+    return m.ListNamespacesResponse(described, m.Pagination(encode_token(page[-1])) if more else None, total)
 
 
 def _sparse(sparse: wire.Sparse | None) -> m.SparseValues | None:

@@ -39,6 +39,7 @@ from localrag.pinecone import wire
 from localrag.pinecone.client import SUBDIR, index_model
 from localrag.pinecone.control import LocalPinecone
 from localrag.pinecone.documents_embed import EmbedderSource
+from localrag.pinecone.documents_index import DocumentIndex
 from localrag.pinecone.documents_routes import documents_router
 from localrag.pinecone.documents_schema import is_document_schema
 from localrag.pinecone.errors import UnauthorizedError, control_plane_body, data_plane_body
@@ -107,6 +108,10 @@ def data_router() -> APIRouter:
     def index_of(request: Request, name: str) -> LocalIndex:
         return _state(request).backend.index(name)
 
+    def either(request: Request, name: str) -> LocalIndex | DocumentIndex:
+        """Stats and namespaces work on both kinds of index."""
+        return _state(request).backend.opened(name)
+
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args)
 
@@ -150,9 +155,12 @@ def data_router() -> APIRouter:
         body = await _json(request) if request.method == "POST" else {}
         if not isinstance(body, dict):
             raise InvalidInputError("request body must be a JSON object")
-        flt = wire.filter_of(wire.snake_keys(body).get("filter"))
+        index = either(request, index_name)
+        flt = wire.snake_keys(body).get("filter")
+        if isinstance(index, LocalIndex):  # a document index checks its own filters ($match_* included)
+            flt = wire.filter_of(flt)
         default = DEFAULT_NAMESPACE_ALIAS if api_version(request) >= DEFAULT_NAMESPACE_VERSION else ""
-        return _ok((await run(index_of(request, index_name).stats, flt, default)).to_wire())
+        return _ok((await run(index.stats, flt, default)).to_wire())
 
     # one handler, two methods: each gets its own OpenAPI operation id
     for method in ("POST", "GET"):
@@ -172,23 +180,23 @@ def data_router() -> APIRouter:
         if not isinstance(name, str) or not name or name == DEFAULT_NAMESPACE_ALIAS:
             raise InvalidInputError(f"namespace name {name!r} cannot be created")
         wire.namespace_of(name)
-        index = index_of(request, index_name)
+        index = either(request, index_name)
         return _ok((await run(index.create_namespace, name, body.get("schema"))).to_wire())
 
     @router.get("/namespaces")
     async def list_namespaces(index_name: str, request: Request) -> JSONResponse:
         q = request.query_params
         page = wire.page_request(None, q.get("prefix"), q.get("limit"), q.get("paginationToken"))
-        return _ok((await run(index_of(request, index_name).list_namespaces, page)).to_wire())
+        return _ok((await run(either(request, index_name).list_namespaces, page)).to_wire())
 
     @router.get("/namespaces/{namespace:path}")
     async def describe_namespace(index_name: str, namespace: str, request: Request) -> JSONResponse:
-        index = index_of(request, index_name)
+        index = either(request, index_name)
         return _ok((await run(index.describe_namespace, wire.namespace_of(namespace))).to_wire())
 
     @router.delete("/namespaces/{namespace:path}", status_code=202)
     async def delete_namespace(index_name: str, namespace: str, request: Request) -> JSONResponse:
-        await run(index_of(request, index_name).delete_namespace, wire.namespace_of(namespace))
+        await run(either(request, index_name).delete_namespace, wire.namespace_of(namespace))
         return _ok({}, 202)
 
     return router
@@ -198,7 +206,7 @@ def data_router() -> APIRouter:
 
 
 def _describe(request: Request, name: str) -> dict[str, Any]:
-    config = _state(request).backend._opened(name).config
+    config = _state(request).backend.opened(name).config
     host = f"{str(request.base_url).rstrip('/')}{DATA_PREFIX}/{name}"
     model = index_model(config, host)
     return model.current_wire() if api_version(request) >= CURRENT_VERSION else model.legacy_wire()

@@ -270,3 +270,28 @@ def test_readme_documents_quickstart_runs(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("doc-1 ") and out[1].startswith("doc-2 ") and out[2] == "['doc-1']", out
     assert out[3] == "[('doc-3', 'Gardening in spring'), ('doc-1', 'Vector search explained')]", out
+
+
+def test_stats_and_namespaces_of_a_document_index(sdk: Any, tmp_path: Path) -> None:
+    for pc in (sdk, Pinecone(path=tmp_path)):
+        idx = articles(pc, "nss")
+        for ns, n in (("one", 2), ("two", 3)):
+            idx.documents.upsert(namespace=ns, documents=[
+                {"_id": f"d{i}", "embedding": [1.0] * 1536, "title": "alpha" if i else "beta", "year": 2000 + i}
+                for i in range(n)])
+        stats = idx.describe_index_stats()
+        assert {k: v.vector_count for k, v in stats.namespaces.items()} == {"one": 2, "two": 3}
+        assert stats.total_vector_count == 5
+        both = {"$and": [{"year": {"$gte": 2001}}, {"title": {"$match_any": "alpha"}}]}
+        stats = idx.describe_index_stats(filter=both)
+        assert {k: v.vector_count for k, v in stats.namespaces.items()} == {"one": 1, "two": 2}
+        names = [n.name for page in idx.list_namespaces() for n in page.namespaces]
+        assert names == ["one", "two"]
+        assert int(idx.describe_namespace(name="two").record_count) == 3
+        idx.delete_namespace(name="one")
+        assert [n.name for page in idx.list_namespaces() for n in page.namespaces] == ["two"]
+        assert idx.documents.fetch(namespace="one", ids=["d0"]).documents == {}
+        with pytest.raises(Exception) as missing:
+            idx.describe_namespace(name="one")
+        assert getattr(missing.value, "status_code", None) == 404
+        pc.indexes.delete("nss")
