@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from localrag.store.sqlite import SQLiteStore
 
-_FOLD = "localrag_casefold"
+_MATCH = "localrag_contains"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,10 +29,6 @@ class ChunkSpan:
     page: int | None
 
 
-def _casefold(value: Any) -> str:
-    return str(value or "").casefold()
-
-
 class StoreBrowser:
     """Read-only views of a ``SQLiteStore`` (same connections, so it sees every committed write)."""
 
@@ -41,8 +37,7 @@ class StoreBrowser:
 
     def _conn(self) -> sqlite3.Connection:
         conn = self._db.get()
-        # SQLite's own lower()/LIKE fold ASCII letters only; "Ärger" must find "ärger" too.
-        conn.create_function(_FOLD, 1, _casefold, deterministic=True)
+        conn.create_function(_MATCH, 4, _contains, deterministic=True)
         return conn
 
     def chunk_spans(self, namespace: str, doc_id: str) -> list[ChunkSpan]:
@@ -63,10 +58,8 @@ class StoreBrowser:
         where = "n.name = ?"
         args: list[Any] = [namespace]
         if q:
-            where += f" AND ({_FOLD}(d.doc_id) LIKE ? ESCAPE '\\' OR {_FOLD}(d.title) LIKE ? ESCAPE '\\'" \
-                     f" OR {_FOLD}(d.source) LIKE ? ESCAPE '\\')"
-            pattern = "%" + _escape_like(q.casefold()) + "%"
-            args += [pattern] * 3
+            where += f" AND {_MATCH}(?, d.doc_id, d.title, d.source)"
+            args.append(q.casefold())
         conn = self._conn()
         base = " FROM documents d JOIN namespaces n ON n.id = d.namespace_id WHERE " + where
         total = int(conn.execute("SELECT count(*)" + base, args).fetchone()[0])
@@ -84,7 +77,6 @@ class StoreBrowser:
         return docs, total
 
 
-def _escape_like(text: str) -> str:
-    # LIKE is ASCII-case-insensitive but folds nothing else; the casefolded column is compared to a
-    # casefolded pattern, so only the wildcards need escaping.
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _contains(needle: str, *fields: str | None) -> bool:
+    # SQLite's lower() and LIKE fold ASCII letters only; "ärger" must find "Ärger" too.
+    return any(needle in (field or "").casefold() for field in fields)
