@@ -181,6 +181,30 @@ def test_paging(library: tuple[Served, Path], client: httpx.Client, page: Any) -
     page.wait_for_selector('.lib-list tbody tr[data-doc="memo-00"]')
 
 
+def test_a_recordings_chunks_show_their_time(library: tuple[Served, Path], client: httpx.Client,
+                                            page: Any) -> None:
+    served, _ = library
+    lines = [f"[{i // 6:02d}:{i % 6 * 10:02d}.0] Speaker {i % 3} talks about lighthouse number {i} and the tide."
+             for i in range(60)]
+    body = {"doc_id": "harbour-talk.mp3", "text": "\n".join(lines), "namespace": "talks",
+            "metadata": {"file_type": "audio"}}
+    assert client.post("/v1/documents", json=body).status_code == 201
+    stored = client.get("/v1/documents/harbour-talk.mp3", params={"namespace": "talks"}).json()
+    assert stored["kind"] == "media" and len(stored["chunks"]) >= 2
+    expected = []
+    for chunk in stored["chunks"]:  # the last transcript line starting at or before the chunk
+        start = max(s["start_s"] for s in stored["segments"] if s["char_start"] <= chunk["char_start"])
+        expected.append(f"{int(start // 60)}:{start % 60:04.1f}")
+    page.goto(f"{served.url}/#/library")
+    wait_ready(page)
+    page.select_option("#namespace", "talks")
+    page.click('.lib-list button.doc-open[data-doc="harbour-talk.mp3"]')
+    page.wait_for_selector(".lib-chunks tbody tr")
+    assert page.eval_on_selector_all(".lib-chunks th", "th => th.map(e => e.textContent)")[2] == "Time"
+    times = page.eval_on_selector_all(".lib-chunks tbody td[data-label=Time]", "c => c.map(e => e.textContent)")
+    assert times == expected and expected[-1] != "0:00.0"
+
+
 def test_a_bad_file_shows_the_servers_error(library: tuple[Served, Path], client: httpx.Client, page: Any) -> None:
     served, _ = library
     hostile = b"%PDF-1.7\n" + bytes(range(256)) * 8  # a PDF header over garbage

@@ -84,20 +84,38 @@ function textView(doc, onPick) {
   return pre;
 }
 
+// "1:05.2" for 65.2 s: where a recording's chunk begins.
+export function fmtClock(seconds) {
+  const m = Math.floor(seconds / 60);
+  return `${m}:${(seconds - m * 60).toFixed(1).padStart(4, '0')}`;
+}
+
+// Recordings say when a chunk begins (the last transcript line starting at or before it); the rest, the page.
+function whereOf(doc) {
+  const lines = doc.kind === 'media' ? doc.segments || [] : [];
+  if (!lines.length) return { label: 'Page', of: (c) => (c.page ? String(c.page) : '—') };
+  return { label: 'Time', of: (c) => {
+    let at = null;
+    for (const line of lines) if (line.char_start <= c.char_start) at = line.start_s;
+    return at === null ? '—' : fmtClock(at);
+  } };
+}
+
 function chunkTable(doc, onPick) {
+  const where = whereOf(doc);
   const body = h('tbody', {});
   for (const c of doc.chunks) {
     body.append(h('tr', { 'data-ordinal': String(c.ordinal) },
       h('td', { 'data-label': 'Chunk' },
         h('button', { type: 'button', class: 'link', onclick: () => onPick(c.ordinal) }, `#${c.ordinal}`)),
       h('td', { 'data-label': 'Characters' }, `${c.char_start}–${c.char_end}`),
-      h('td', { 'data-label': 'Page' }, c.page ? String(c.page) : '—'),
+      h('td', { 'data-label': where.label }, where.of(c)),
       h('td', { 'data-label': 'Preview', class: 'preview' }, doc.text.slice(c.char_start, c.char_start + 80))));
   }
   return h('table', { class: 'lib-chunks' },
     h('caption', {}, `${doc.chunks.length} chunk${doc.chunks.length === 1 ? '' : 's'}`),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Chunk'), h('th', { scope: 'col' }, 'Characters'),
-      h('th', { scope: 'col' }, 'Page'), h('th', { scope: 'col' }, 'Preview'))),
+      h('th', { scope: 'col' }, where.label), h('th', { scope: 'col' }, 'Preview'))),
     body);
 }
 
