@@ -93,12 +93,22 @@ export function fmtClock(seconds) {
 // Recordings say when a chunk begins (the last transcript line starting at or before it); the rest, the page.
 function whereOf(doc) {
   const lines = doc.kind === 'media' ? doc.segments || [] : [];
-  if (!lines.length) return { label: 'Page', of: (c) => (c.page ? String(c.page) : '—') };
+  if (!lines.length) {
+    return doc.chunks.some((c) => c.page) ? { label: 'Page', of: (c) => (c.page ? String(c.page) : '—') } : null;
+  }
   return { label: 'Time', of: (c) => {
     let at = null;
     for (const line of lines) if (line.char_start <= c.char_start) at = line.start_s;
     return at === null ? '—' : fmtClock(at);
   } };
+}
+
+// The start of a chunk on one line, cut at a word and marked as cut.
+function preview(text, max = 90) {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  if (flat.length <= max) return flat;
+  const cut = flat.lastIndexOf(' ', max);
+  return `${flat.slice(0, cut > max / 2 ? cut : max)}…`;
 }
 
 function chunkTable(doc, onPick) {
@@ -109,13 +119,13 @@ function chunkTable(doc, onPick) {
       h('td', { 'data-label': 'Chunk' },
         h('button', { type: 'button', class: 'link', onclick: () => onPick(c.ordinal) }, `#${c.ordinal}`)),
       h('td', { 'data-label': 'Characters' }, `${c.char_start}–${c.char_end}`),
-      h('td', { 'data-label': where.label }, where.of(c)),
-      h('td', { 'data-label': 'Preview', class: 'preview' }, doc.text.slice(c.char_start, c.char_start + 80))));
+      where ? h('td', { 'data-label': where.label }, where.of(c)) : null,
+      h('td', { 'data-label': 'Preview', class: 'preview' }, preview(doc.text.slice(c.char_start, c.char_end)))));
   }
   return h('table', { class: 'lib-chunks' },
     h('caption', {}, `${doc.chunks.length} chunk${doc.chunks.length === 1 ? '' : 's'}`),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Chunk'), h('th', { scope: 'col' }, 'Characters'),
-      h('th', { scope: 'col' }, where.label), h('th', { scope: 'col' }, 'Preview'))),
+      where ? h('th', { scope: 'col' }, where.label) : null, h('th', { scope: 'col', class: 'preview' }, 'Preview'))),
     body);
 }
 

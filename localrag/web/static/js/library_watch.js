@@ -159,9 +159,10 @@ export function mountWatch(section, ctx, { onDocsChanged } = {}) {
       const done = d.docs_total && d.docs_done >= d.docs_total;
       const of = d.docs_total && !done ? ` of ${d.docs_total}` : '';
       const eta = typeof d.eta_s === 'number' && !done ? `, about ${Math.ceil(d.eta_s)} s left` : '';
-      progress.textContent = `${done ? 'Embedded' : 'Embedding'}: ${d.docs_done}${of} documents, ` +
-        `${plural(d.chunks, 'chunk')} (${(d.chunks_per_s || 0).toFixed(0)}/s)${eta}`;
-      progress.hidden = false;
+      progress.textContent = `${done ? 'Embedded' : 'Embedding'}: ${d.docs_done}${of} ` +
+        `${d.docs_total === 1 ? 'document' : 'documents'}, ${plural(d.chunks, 'chunk')}` +
+        ` (${(d.chunks_per_s || 0).toFixed(0)}/s)${eta}`;
+      progress.hidden = done && !d.chunks; // nothing was embedded (an unchanged file): nothing to say
       clearTimeout(progressDone);
       // once every document is in, the line goes after a moment (a new batch brings it back)
       if (done) progressDone = setTimeout(() => { progress.hidden = true; }, 2000);
