@@ -141,6 +141,13 @@ def test_drop_filter_view_and_delete(library: tuple[Served, Path], client: httpx
     assert highlighted == stored["text"][second["char_start"]:second["char_end"]]  # exactly the chunk's span
     overlap = page.locator(".lib-text .seg.overlap").count()
     assert overlap >= 1  # consecutive chunks share tokens, and the view shows where
+    unlabelled = page.eval_on_selector_all(
+        "section.page-library :is(input, select, button, textarea):not([aria-hidden=true])",
+        """controls => controls.filter(c => !((c.labels && c.labels.length) || c.getAttribute('aria-label')
+            || c.getAttribute('aria-labelledby') || (c.tagName === 'BUTTON' && c.textContent.trim())))
+            .map(c => c.outerHTML)""")
+    assert not unlabelled  # every control has a name a screen reader can say
+    assert page.locator("section.page-library :is(input, select, button)").count() > 10  # and there are many
     page.evaluate("window.scrollTo(0, 0)")  # the click scrolled; the sticky bar would land mid-shot
     shot(page, "library-document")
 
