@@ -33,13 +33,20 @@ async function errorOf(response) {
   return new ApiError(response.status, message, body);
 }
 
-/** fetch with the key; on 401 ask for a key and try once more. Returns the Response (ok) or throws ApiError. */
+const KEY_TRIES = 3;
+
+/** fetch with the key; on 401 ask for a key and try again (a refused key asks again, up to KEY_TRIES times).
+ * Returns the Response (ok) or throws ApiError. */
 async function send(path, init, query) {
   const target = url(path, query);
+  const sent = storedKey();
   let response = await fetch(target, {...init, headers: headers(init.headers)});
-  if (response.status === 401) {
-    const key = await promptKey(Boolean(storedKey()));
-    if (key) response = await fetch(target, {...init, headers: headers(init.headers)});
+  for (let tries = 0; response.status === 401 && tries < KEY_TRIES; tries += 1) {
+    // another call may have got a key from the prompt while this one was on its way
+    const current = storedKey();
+    const key = current && current !== sent && tries === 0 ? current : await promptKey(tries > 0 || Boolean(sent));
+    if (!key) break;
+    response = await fetch(target, {...init, headers: headers(init.headers)});
   }
   if (!response.ok) throw await errorOf(response);
   return response;

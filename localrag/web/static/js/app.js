@@ -107,6 +107,7 @@ forget.addEventListener('click', () => {
   forgetKey();
   toast('The API key is forgotten for this tab.', 'info');
   route();
+  loadNamespaces();  // with keys set, this asks for a key again at once
 });
 document.addEventListener('localrag:key', showKeyState);
 document.addEventListener('localrag:namespaces-changed', loadNamespaces);
