@@ -8,7 +8,6 @@ page may talk only to it (the ``page`` fixture checks every request).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from localrag.server import create_app
 from localrag.server.app import render_error
 from localrag.server.connections import uvicorn_options
 
-DEADLINE_S = 90.0  # a bound for a loaded 2-core machine; nothing here asserts a duration
 SEED = "seed-notes.md"
 
 
@@ -61,18 +59,6 @@ def library(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any) -> Ite
 def client(library: tuple[Served, Path]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=library[0].url, timeout=120) as c:
         yield c
-
-
-def until(read: Any, check: Any, what: str) -> Any:
-    """Poll ``read()`` until ``check(value)``; fails naming ``what`` after DEADLINE_S."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        value = read()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last value: {value!r}")
-        time.sleep(0.1)
 
 
 def open_library(page: Any, served: Served) -> None:
@@ -123,8 +109,9 @@ def test_drop_filter_view_and_delete(library: tuple[Served, Path], client: httpx
     assert again.inner_text().endswith("unchanged")
 
     page.fill("#lib-filter", "ORCHARD")  # the server's q: case-insensitive, over id, title and source
-    until(lambda: page.eval_on_selector_all(".lib-list tbody tr", "rows => rows.map(r => r.dataset.doc)"),
-          lambda ids: ids == ["orchard-diary.md"], "the filtered list")
+    page.wait_for_selector(".lib-count:has-text('matching “ORCHARD”')")  # drawn with the rows it counts
+    assert page.eval_on_selector_all(".lib-list tbody tr", "rows => rows.map(r => r.dataset.doc)") == \
+        ["orchard-diary.md"]
     assert "of 1 documents" in page.inner_text(".lib-count")
 
     page.click('.lib-list button.doc-open[data-doc="orchard-diary.md"]')
@@ -262,7 +249,7 @@ def test_a_new_namespace_by_name(library: tuple[Served, Path], client: httpx.Cli
     row(page, "packing-list.md").wait_for()
     assert listed_ids(client, "travel") == ["packing-list.md"]
     assert "packing-list.md" not in listed_ids(client)
-    until(lambda: page.inner_text("#lib-ns"), lambda text: "travel — 1 document" in text, "the namespace's count")
+    page.wait_for_selector("#lib-ns option:has-text('travel — 1 document')", state="attached")  # its count
     page.select_option("#lib-ns", "")
     page.wait_for_selector("section.page-library .lib-list tbody tr")
     assert row(page, "packing-list.md").count() == 0
@@ -272,7 +259,8 @@ def test_watched_folder_live(library: tuple[Served, Path], client: httpx.Client,
     served, folder = library
     open_library(page, served)
     item = page.locator(f'.watch-folder[data-path="{folder.as_posix()}"]')  # a locator: re-rendered live
-    until(lambda: item.inner_text(), lambda text: "watching" in text and "not synced yet" not in text, "the first sync")
+    item.locator(".state-watching").wait_for()
+    item.locator(".watch-sync:not(:has-text('not synced yet'))").wait_for()  # the first sync's counts
     assert "1 unchanged" in item.inner_text() or "1 added" in item.inner_text()  # the seed file, counted
     page.evaluate("window.libraryMarker = 'same page'")  # gone if anything reloads the page
     # an upload from elsewhere shows in the log: the page's event stream is subscribed from here on
