@@ -5,6 +5,10 @@ import { h, clear } from './ui.js';
 // Rendering hundreds of thousands of spans freezes the tab; past this the view shows the start only.
 const MAX_TEXT = 200000;
 
+export function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 export function fmtTime(seconds) {
   if (seconds === null || seconds === undefined || seconds === '') return '';
   const d = typeof seconds === 'number' ? new Date(seconds * 1000) : new Date(seconds);
@@ -123,7 +127,7 @@ function chunkTable(doc, onPick) {
       h('td', { 'data-label': 'Preview', class: 'preview' }, preview(doc.text.slice(c.char_start, c.char_end)))));
   }
   return h('table', { class: 'lib-chunks' },
-    h('caption', {}, `${doc.chunks.length} chunk${doc.chunks.length === 1 ? '' : 's'}`),
+    h('caption', {}, plural(doc.chunks.length, 'chunk')),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Chunk'), h('th', { scope: 'col' }, 'Characters'),
       where ? h('th', { scope: 'col' }, where.label) : null, h('th', { scope: 'col', class: 'preview' }, 'Preview'))),
     body);

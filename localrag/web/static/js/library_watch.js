@@ -1,15 +1,11 @@
 // The library's watched folders (GET /v1/watch) and the live activity log (GET /v1/events).
 import { h, clear, fmtMs } from './ui.js';
-import { fmtTime } from './library_doc.js';
+import { fmtTime, plural } from './library_doc.js';
 
 const LOG_MAX = 60;
 const RETRY_MS = 3000;
 const SYNC_COUNTS = ['added', 'updated', 'deleted', 'renamed', 'duplicates', 'unchanged', 'skipped', 'retry'];
 const DOC_KINDS = new Set(['ingest', 'update', 'delete', 'rename']);
-
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
 
 // "3 added · 1 skipped in 120 ms — 2026-12-02 20:46"; counts that are zero are left out.
 export function describeSync(sync) {

@@ -1,15 +1,11 @@
 // The library page: namespaces, upload (drag and drop or a file chooser), the document list with
 // filter, paging and delete, the document view (library_doc.js) and the watched folders (library_watch.js).
 import { h, clear, toast, fmtNum } from '../ui.js';
-import { fmtTime, showDocument } from '../library_doc.js';
+import { fmtTime, plural, showDocument } from '../library_doc.js';
 import { mountWatch } from '../library_watch.js';
 
 const PAGE = 20;
 const FILTER_DELAY_MS = 250;
-
-function plural(n, word) {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
 
 // What the server did with one uploaded file, from POST /v1/documents' answer.
 export function describeUpload(result) {
