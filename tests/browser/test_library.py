@@ -281,6 +281,14 @@ def test_watched_folder_live(library: tuple[Served, Path], client: httpx.Client,
     page.wait_for_selector('.activity-log li[data-kind="update"]:has-text("kite-notes.md")')
     page.wait_for_selector('.lib-text:has-text("gusty wind")')  # the open view follows the change
     assert page.evaluate("document.activeElement.id") == "lib-filter"  # and leaves the focus alone
+    kites = page.locator('.lib-list tbody tr:has-text("kite-notes.md")')
+    kites.locator("button.danger").click()
+    assert "returns if the file changes" in kites.locator(".confirm").inner_text()  # a watched file's document
+    kites.locator(".confirm button.danger").click()
+    kites.wait_for(state="detached")
+    assert page.is_hidden(".lib-doc")
+    (folder / "kite-notes.md").write_text("# Kites\n\nA delta kite glides in a light wind.\n")  # and it does
+    kites.wait_for()
     (folder / "noise.bin").write_bytes(bytes(range(256)) * 4)  # binary: skipped, with the reason shown
     page.wait_for_selector('.activity-log li[data-kind="skip"]:has-text("noise.bin")')
     page.wait_for_selector('.watch-skips li:has-text("noise.bin"):has-text("binary or unsupported file type")')

@@ -187,7 +187,7 @@ export async function mount(root, ctx) {
       onclick: () => openDocument(doc.doc_id) }, title || doc.doc_id);
     const actions = h('td', { class: 'actions' });
     const del = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${doc.doc_id}`,
-      onclick: () => confirmDelete(actions, doc.doc_id, del) }, 'Delete');
+      onclick: () => confirmDelete(actions, doc.doc_id, del, Boolean(doc.metadata?.root)) }, 'Delete');
     actions.append(del);
     return h('tr', { 'data-doc': doc.doc_id },
       // the id under the title only when it says something the source column does not
@@ -200,8 +200,9 @@ export async function mount(root, ctx) {
       actions);
   }
 
-  // The delete button turns into a confirm step in place; Escape or Cancel puts it back.
-  function confirmDelete(cell, docId, button) {
+  // The delete button turns into a confirm step in place; Escape or Cancel puts it back. A document of a
+  // watched folder (metadata.root) stays deleted only while its file is unchanged: the question says so.
+  function confirmDelete(cell, docId, button, watched) {
     const restore = () => { clear(cell); cell.append(button); button.focus(); };
     const yes = h('button', { type: 'button', class: 'danger', onclick: () => remove(docId, cell, restore) },
       'Delete');
@@ -209,7 +210,8 @@ export async function mount(root, ctx) {
     clear(cell);
     cell.append(h('span', { class: 'confirm', role: 'group', 'aria-label': `Delete ${docId}?`,
       onkeydown: (e) => { if (e.key === 'Escape') restore(); } },
-    h('span', {}, `Delete ${docId}?`), ' ', yes, ' ', no));
+    h('span', {}, `Delete ${docId}?`), ' ', yes, ' ', no,
+    watched ? h('span', { class: 'lib-note confirm-note' }, 'From a watched folder: it returns if the file changes.') : null));
     no.focus();
   }
 
