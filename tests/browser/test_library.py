@@ -146,6 +146,7 @@ def test_drop_filter_view_and_delete(library: tuple[Served, Path], client: httpx
     page.keyboard.press("Escape")
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Delete orchard-diary.md"
     page.keyboard.press("Enter")
+    shot(page, "library-delete-confirm")
     page.keyboard.press("Shift+Tab")  # from Cancel back to the confirming Delete
     page.keyboard.press("Enter")
     row(page, "orchard-diary.md").wait_for(state="detached")
