@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from localrag.pinecone.models import IndexList, IndexModel
 
 
+_PRIMITIVE = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """An SDK object (a typed clause, ``SparseValues``, a ``DocumentRecord``) as plain JSON data."""
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -34,6 +37,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all(type(v) in _PRIMITIVE for v in value):  # vectors: thousands of floats, no recursion
+            return list(value)
         return [_plain(v) for v in value]
     tolist = getattr(value, "tolist", None)
     if callable(tolist):

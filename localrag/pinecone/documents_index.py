@@ -140,9 +140,15 @@ class DocumentIndex:
             texts = [d.get(sparse_embed.name) for d in docs]
             sparse = [None if t is None else self._sparse.document(t) for t in texts]
             tokens += sum(len(t.split()) for t in texts if t is not None)
-        hidden = self._hidden()
-        records = [wire.Record(d["_id"], dense[i], sparse[i], {k: v for k, v in d.items() if k not in hidden})
-                   for i, d in enumerate(docs)]
+        leave_out = self._hidden() | {f.name for f in self.schema.dense_fields}
+        vectors = [f.name for f in self.schema.dense_fields]
+        records = []
+        for i, d in enumerate(docs):
+            parts = [np.asarray(d[name], dtype=np.float32) for name in vectors]
+            if dense[i] is not None:
+                parts.append(dense[i])
+            packed = np.concatenate(parts) if parts else None
+            records.append(wire.Record(d["_id"], packed, sparse[i], {k: v for k, v in d.items() if k not in leave_out}))
         return records, tokens
 
     def delete(self, namespace: str, body: Any) -> dm.MatchedResponse:
@@ -196,7 +202,8 @@ class DocumentIndex:
                 predicate = compile_document_filter(flt, self.schema, text_match=False)
                 if predicate is None or (not set_fields and not remove):
                     raise InvalidInputError("A filtered update needs a non-empty 'filter' and a patch")
-                merged = [_patched(space.doc(s), dict(set_fields or {}), remove or []) for s in space.slots(predicate)]
+                merged = [_patched(space.document(s), dict(set_fields or {}), remove or [])
+                          for s in space.slots(predicate)]
             else:
                 if not isinstance(patches, list) or not patches:
                     raise InvalidInputError("'documents' must be a non-empty list of patches")
@@ -206,7 +213,7 @@ class DocumentIndex:
                     found = space.slot_of.get(patch["_id"])
                     if found is not None:
                         fields = {k: v for k, v in patch.items() if k not in ("_id", "_remove_fields")}
-                        merged.append(_patched(space.doc(found), fields,
+                        merged.append(_patched(space.document(found), fields,
                                                _names(patch.get("_remove_fields"), "_remove_fields") or []))
             docs = [validate_document(d, self.schema, i) for i, d in enumerate(merged)]
             records, _ = self._embedded(docs)
@@ -220,14 +227,9 @@ class DocumentIndex:
         return dm.MatchedResponse(len(docs) if flt is not None else None)
 
     # -- reads ---------------------------------------------------------------------------
-    def _project(self, doc: Mapping[str, Any], include: list[str] | None, everything: bool) -> dict[str, Any]:
-        if everything:
-            return dict(doc)
-        out = {"_id": doc["_id"]}
-        for name in include or []:
-            if name in doc:
-                out[name] = doc[name]
-        return out
+    @staticmethod
+    def _project(space: DocSpace, slot: int, include: list[str] | None, everything: bool) -> dict[str, Any]:
+        return space.document(slot, None if everything else include or [])
 
     def _include(self, include: Any, default_all: bool) -> tuple[list[str] | None, bool]:
         names = _names(include, "include_fields")
@@ -253,7 +255,7 @@ class DocumentIndex:
             with self._rw.read():
                 space = self._spaces.get(namespace)
                 found = {} if space is None else {
-                    i: dm.Document(self._project(space.doc(space.slot_of[i]), names, everything))
+                    i: dm.Document(self._project(space, space.slot_of[i], names, everything))
                     for i in wanted if i in space.slot_of}
             return dm.FetchDocumentsResponse(found, namespace or DEFAULT_NAMESPACE_ALIAS, dm.Usage(1))
         predicate = compile_document_filter(flt, self.schema)
@@ -263,12 +265,11 @@ class DocumentIndex:
         with self._rw.read():
             space = self._spaces.get(namespace)
             slots = [] if space is None else space.slots(predicate)
-            docs = [space.doc(s) for s in slots] if space is not None else []
-        if after is not None:
-            docs = [d for d in docs if d["_id"].encode() > after.encode()]
-        page = docs[:limit]
-        more = len(docs) > limit
-        return dm.FetchDocumentsResponse({d["_id"]: dm.Document(self._project(d, names, everything)) for d in page},
+            if after is not None:
+                slots = [s for s in slots if space is not None and space.doc(s)["_id"].encode() > after.encode()]
+            more = len(slots) > limit
+            page = [] if space is None else [self._project(space, s, names, everything) for s in slots[:limit]]
+        return dm.FetchDocumentsResponse({d["_id"]: dm.Document(d) for d in page},
                                          namespace or DEFAULT_NAMESPACE_ALIAS, dm.Usage(1),
                                          dm.Pagination(encode_token(page[-1]["_id"])) if more else None)
 
@@ -304,7 +305,7 @@ class DocumentIndex:
                 return dm.SearchDocumentsResponse([], namespace or DEFAULT_NAMESPACE_ALIAS, dm.Usage(1, tokens))
             allowed = None if predicate is None else space.slots(predicate)
             ranked = score(space, clauses, top_k, allowed, embed_query, self._sparse.query)
-            matches = [dm.Document({**self._project(space.doc(slot), names, everything), "_score": value})
+            matches = [dm.Document({**self._project(space, slot, names, everything), "_score": value})
                        for slot, value in ranked]
         return dm.SearchDocumentsResponse(matches, namespace or DEFAULT_NAMESPACE_ALIAS,
                                           dm.Usage(max(1, len(matches) // 10), tokens))
@@ -363,8 +364,27 @@ def _patched(doc: Mapping[str, Any], fields: dict[str, Any], remove: list[str]) 
 
 
 def request_size(body: Any) -> int:
-    """The compact-JSON size of an in-process request, for the 2 MB limit the server applies to bytes."""
+    """The compact-JSON size of an in-process request (the server measures bytes), exact only near 2 MB.
+
+    Serialising every float costs ~1 us each, so an upper bound is taken first: 25 bytes per number
+    (the longest float repr) and 6 per character (a ``\\uXXXX`` escape).
+    """
+    bound = _bound(body)
+    if bound <= wire.MAX_REQUEST_BYTES:
+        return bound
     return len(json.dumps(body, separators=(",", ":"), default=str).encode())
+
+
+def _bound(value: Any) -> int:
+    if isinstance(value, str):
+        return 6 * len(value) + 2
+    if isinstance(value, Mapping):
+        return 2 + sum(_bound(k) + _bound(v) + 2 for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        if all(type(v) in (int, float) for v in value):
+            return 2 + 26 * len(value)
+        return 2 + sum(_bound(v) + 1 for v in value)
+    return 25
 
 
 __all__ = ["DocumentIndex", "EmbedderSource", "FieldSpec", "request_size"]

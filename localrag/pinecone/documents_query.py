@@ -20,14 +20,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from localrag.errors import InvalidInputError
-from localrag.pinecone.documents_text import FieldIndex
+from localrag.pinecone.documents_text import EMPTY, FieldIndex, Scored
 
 MAX_QUERY_LENGTH = 4096
 MAX_CLAUSES = 1024
 
 Unit = tuple[str, tuple[str, ...]]
-Hits = dict[int, dict[Unit, float]]  # slot -> the units it matched, with their (boosted) scores
 
 SHOULD, MUST, MUST_NOT = "should", "must", "must_not"
 
@@ -165,13 +167,54 @@ def parse_query_string(query: str) -> Group:
 # --------------------------------------------------------------------------- evaluation
 
 
-def merge(into: Hits, hits: Hits) -> None:
-    """Union of matches; a unit matched twice keeps its highest score (it is scored once)."""
-    for slot, units in hits.items():
-        mine = into.setdefault(slot, {})
-        for unit, score in units.items():
-            if score > mine.get(unit, float("-inf")):
-                mine[unit] = score
+class Hits:
+    """The documents a clause matched, and per unit the (boosted) score of each document that has it.
+
+    ``matched`` can hold documents with no unit of their own only through a parent's filtering, so
+    every matched document carries at least one unit. Arrays keep large postings cheap.
+    """
+
+    __slots__ = ("matched", "units")
+
+    def __init__(self, units: dict[Unit, Scored] | None = None) -> None:
+        self.units: dict[Unit, Scored] = units or {}
+        slots = [s for s, _ in self.units.values()]
+        self.matched: NDArray[np.int64] = np.unique(np.concatenate(slots)) if slots else EMPTY[0]
+
+    def merge(self, other: Hits) -> None:
+        """Union; a unit matched twice keeps each document's highest score (a unit scores once)."""
+        for unit, (slots, scores) in other.units.items():
+            mine = self.units.get(unit)
+            self.units[unit] = (slots, scores) if mine is None else _max_merge(mine, (slots, scores))
+        self.matched = np.union1d(self.matched, other.matched)
+
+    def restricted(self, keep: NDArray[np.int64]) -> Hits:
+        out = Hits()
+        for unit, (slots, scores) in self.units.items():
+            inside = np.isin(slots, keep, assume_unique=True)
+            if inside.any():
+                out.units[unit] = (slots[inside], scores[inside])
+        out.matched = np.intersect1d(self.matched, keep, assume_unique=True)
+        return out
+
+    def totals(self) -> Scored:
+        """(slots, summed scores) over every unit."""
+        if not self.units:
+            return EMPTY
+        slots = np.concatenate([s for s, _ in self.units.values()])
+        scores = np.concatenate([v for _, v in self.units.values()])
+        unique, inverse = np.unique(slots, return_inverse=True)
+        return unique.astype(np.int64), np.bincount(inverse, weights=scores, minlength=len(unique)).astype(np.float64)
+
+
+def _max_merge(a: Scored, b: Scored) -> Scored:
+    slots = np.concatenate([a[0], b[0]])
+    scores = np.concatenate([a[1], b[1]])
+    order = np.lexsort((-scores, slots))  # by slot, the highest score first
+    slots, scores = slots[order], scores[order]
+    first = np.ones(len(slots), dtype=bool)
+    first[1:] = slots[1:] != slots[:-1]
+    return slots[first], scores[first]
 
 
 class TextScorer:
@@ -184,58 +227,56 @@ class TextScorer:
     def term(self, field: str, words: Sequence[str], boost: float, phrase: bool) -> Hits:
         index = self.fields.get(field)
         if index is None or not words:
-            return {}
-        out: Hits = {}
+            return Hits()
         units = [tuple(words)] if phrase else [(w,) for w in dict.fromkeys(words)]
+        found: dict[Unit, Scored] = {}
         for unit in units:
-            scores = index.phrase_scores(unit)
-            merge(out, {slot: {(field, unit): boost * s} for slot, s in scores.items()})
-        return out
+            slots, scores = index.phrase_scores(unit)
+            if len(slots):
+                found[(field, unit)] = (slots, boost * scores)
+        return Hits(found)
 
     def text(self, query: str, fields: Sequence[str]) -> Hits:
         """A ``text`` clause: every query word in every named field, OR'd and summed."""
-        out: Hits = {}
+        out = Hits()
         for field in dict.fromkeys(fields):
             self.check_field(field)
             index = self.fields[field]
-            merge(out, self.term(field, index.tokenize(query), 1.0, False))
+            out.merge(self.term(field, index.tokenize(query), 1.0, False))
         return out
 
     def evaluate(self, node: Term | Group, boost: float = 1.0) -> Hits | None:
         """Hits of a clause; None for a clause that analyses to nothing (it is dropped, as in Lucene)."""
         if isinstance(node, Term):
             fields = [node.field] if node.field is not None else list(self.fields)
-            out: Hits = {}
+            out = Hits()
             analysed = False
             for field in fields:
                 self.check_field(field)
                 words = self.fields[field].tokenize(node.text)
                 analysed = analysed or bool(words)
-                merge(out, self.term(field, words, boost * node.boost, node.phrase))
+                out.merge(self.term(field, words, boost * node.boost, node.phrase))
             return out if analysed else None
         required: list[Hits] = []
         optional: list[Hits] = []
-        excluded: set[int] = set()
-        exclusions = 0
+        excluded: list[NDArray[np.int64]] = []
         for occur, child in node.clauses:
             hits = self.evaluate(child, boost * node.boost)
             if hits is None:
                 continue
             if occur == MUST_NOT:
-                excluded.update(hits)
-                exclusions += 1
+                excluded.append(hits.matched)
             else:
                 (required if occur == MUST else optional).append(hits)
         if not required and not optional:
-            return {} if exclusions else None  # exclusions alone match nothing, as in Lucene
-        matched = [set(h) for h in (required or optional)]
-        keep = set.intersection(*matched) if required else set().union(*matched)
-        keep -= excluded
-        out = {}
+            return Hits() if excluded else None  # exclusions alone match nothing, as in Lucene
+        keep = (required or optional)[0].matched
+        for hits in (required or optional)[1:]:
+            keep = np.intersect1d(keep, hits.matched, assume_unique=True) if required else \
+                np.union1d(keep, hits.matched)
+        for out_slots in excluded:
+            keep = np.setdiff1d(keep, out_slots, assume_unique=True)
+        out = Hits()
         for hits in required + optional:
-            merge(out, {slot: units for slot, units in hits.items() if slot in keep})
+            out.merge(hits.restricted(keep))
         return out
-
-
-def total(units: Mapping[Unit, float]) -> float:
-    return float(sum(units.values()))

@@ -272,7 +272,7 @@ def validate_document(doc: Any, schema: DocumentSchema, position: int) -> dict[s
             if values is None or len(values) != spec.dimension:
                 raise InvalidInputError(f"{where}: expected {spec.dimension} values, got "
                                         f"{0 if values is None else len(values)}")
-            out[key] = [float(x) for x in values]
+            out[key] = values  # float32; kept out of the stored JSON (see DocSpace.layout)
         elif spec.type == "sparse_vector":
             sparse = wire.sparse_values(value, where)
             assert sparse is not None

@@ -16,7 +16,7 @@ import numpy as np
 
 from localrag.errors import DimensionMismatchError, InvalidInputError
 from localrag.pinecone import wire
-from localrag.pinecone.documents_query import Group, Hits, Term, TextScorer, merge, parse_query_string, total
+from localrag.pinecone.documents_query import Group, Hits, Term, TextScorer, parse_query_string
 from localrag.pinecone.documents_schema import DocumentSchema
 from localrag.pinecone.documents_space import DocSpace
 from localrag.pinecone.wire import Sparse
@@ -160,14 +160,21 @@ def score(space: DocSpace, clauses: Sequence[Clause], top_k: int, allowed: list[
 
 def _text(space: DocSpace, clauses: Sequence[Clause], top_k: int, allowed: list[int] | None) -> Ranked:
     scorer = TextScorer(space.text, lambda name: check_text_field(space.schema, name))
-    hits: Hits = {}
+    hits = Hits()
     for clause in clauses:
         if clause.kind == "text":
-            merge(hits, scorer.text(clause.query or "", clause.fields))
+            hits.merge(scorer.text(clause.query or "", clause.fields))
         else:
             assert clause.tree is not None
-            merge(hits, scorer.evaluate(clause.tree) or {})
-    keep = None if allowed is None else set(allowed)
-    ranked = [(slot, total(units)) for slot, units in hits.items() if keep is None or slot in keep]
+            hits.merge(scorer.evaluate(clause.tree) or Hits())
+    slots, scores = hits.totals()
+    if allowed is not None:
+        inside = np.isin(slots, np.asarray(allowed, dtype=np.int64))
+        slots, scores = slots[inside], scores[inside]
+    if len(slots) > top_k:  # keep every document tied with the k-th, then order ties by id
+        kth = -np.partition(-scores, top_k - 1)[top_k - 1]
+        best = scores >= kth
+        slots, scores = slots[best], scores[best]
+    ranked = [(int(slot), float(value)) for slot, value in zip(slots.tolist(), scores.tolist(), strict=True)]
     ranked.sort(key=lambda item: (-item[1], space.doc(item[0])["_id"]))
     return ranked[:top_k]

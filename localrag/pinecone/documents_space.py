@@ -9,7 +9,7 @@ predicates (``localrag.filters``, Pinecone's language) with the text-match opera
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -44,11 +44,15 @@ class DocSpace:
             self.sparse[sparse_embed.name] = Space(None, "dotproduct")
         self.embed_name = None if embed is None else embed.name
         self.sparse_embed_name = None if sparse_embed is None else sparse_embed.name
+        # Dense vectors travel as one float32 blob (the store's vector column): declared fields in
+        # schema order, then the embedded one. Documents in memory keep none of them; the Spaces do.
+        self.layout = [(name, int(space.dimension or 0)) for name, space in self.dense.items()]
 
     def __len__(self) -> int:
         return len(self.slot_of)
 
-    def put(self, doc: dict[str, Any], embedded: NDArray[np.float32] | None, sparse_embedded: Sparse | None) -> None:
+    def put(self, doc: dict[str, Any], dense: NDArray[np.float32] | None, sparse_embedded: Sparse | None) -> None:
+        """``doc`` without its dense vectors, which come packed in ``dense`` (see ``layout``)."""
         doc_id = doc["_id"]
         self.remove(doc_id)
         slot = self._free.pop() if self._free else len(self.docs)
@@ -59,14 +63,27 @@ class DocSpace:
         for name, index in self.text.items():
             if isinstance(doc.get(name), str):
                 index.add(slot, doc[name])
-        for name, space in self.dense.items():
-            values = embedded if name == self.embed_name else doc.get(name)
-            if values is not None:
-                space.put(doc_id, np.asarray(values, dtype=np.float32), None, None)
+        offset = 0
+        for name, dim in self.layout:
+            if dense is not None:
+                self.dense[name].put(doc_id, dense[offset:offset + dim], None, None)
+            offset += dim
         for name, space in self.sparse.items():
             sparse = sparse_embedded if name == self.sparse_embed_name else _sparse(doc.get(name))
             if sparse is not None:
                 space.put(doc_id, None, sparse, None)
+
+    def document(self, slot: int, names: Collection[str] | None = None) -> dict[str, Any]:
+        """The document as stored: its fields (``names`` only, when given) with declared dense vectors."""
+        doc = self.doc(slot)
+        out = dict(doc) if names is None else {"_id": doc["_id"], **{k: doc[k] for k in names if k in doc}}
+        for name, _ in self.layout:
+            if name != self.embed_name and (names is None or name in names):
+                space = self.dense[name]
+                values = space.values_of(space.slot_of[doc["_id"]])
+                if values is not None:
+                    out[name] = values.tolist()
+        return out
 
     def remove(self, doc_id: str) -> bool:
         slot = self.slot_of.pop(doc_id, None)

@@ -14,6 +14,9 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 from localrag.index.tokenize import TextTokenizer
 from localrag.pinecone.documents_schema import FullText
 
@@ -31,19 +34,24 @@ def idf(docs: int, with_term: int) -> float:
     return math.log(1.0 + (docs - with_term + 0.5) / (with_term + 0.5))
 
 
-def bm25(tf: float, doc_len: int, avg_len: float, weight: float) -> float:
-    norm = K1 * (1.0 - B + B * doc_len / avg_len) if avg_len > 0 else K1
-    return weight * tf / (tf + norm)  # Lucene 8+ drops the constant (k1 + 1) factor
+Scored = tuple[NDArray[np.int64], NDArray[np.float64]]  # (slots ascending, scores)
+EMPTY: Scored = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 
 class FieldIndex:
-    """One text field of one namespace: postings, lengths and the token sequences (for phrases)."""
+    """One text field of one namespace: postings, lengths and the token sequences (for phrases).
+
+    Postings are dicts (cheap to update per write); a term's postings are also cached as arrays,
+    dropped when a write touches the term, so scoring a term is a few vector operations.
+    """
 
     def __init__(self, tokenize: TextTokenizer) -> None:
         self.tokenize = tokenize
         self.postings: dict[str, dict[int, int]] = {}
         self.tokens: dict[int, list[str]] = {}
         self.total_len = 0
+        self._lengths = np.zeros(64, dtype=np.float64)
+        self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -53,8 +61,12 @@ class FieldIndex:
         words = self.tokenize(text)
         self.tokens[slot] = words
         self.total_len += len(words)
+        if slot >= len(self._lengths):
+            self._lengths = np.resize(self._lengths, max(2 * len(self._lengths), slot + 1))
+        self._lengths[slot] = len(words)
         for term, tf in Counter(words).items():
             self.postings.setdefault(term, {})[slot] = tf
+            self._arrays.pop(term, None)
 
     def remove(self, slot: int) -> None:
         words = self.tokens.pop(slot, None)
@@ -64,6 +76,7 @@ class FieldIndex:
         for term in set(words):
             posting = self.postings[term]
             del posting[slot]
+            self._arrays.pop(term, None)
             if not posting:
                 del self.postings[term]
 
@@ -71,29 +84,47 @@ class FieldIndex:
     def avg_len(self) -> float:
         return self.total_len / len(self.tokens) if self.tokens else 0.0
 
-    def term_scores(self, term: str) -> dict[int, float]:
-        posting = self.postings.get(term)
-        if not posting:
-            return {}
-        weight = idf(len(self.tokens), len(posting))
-        avg = self.avg_len
-        return {slot: bm25(tf, len(self.tokens[slot]), avg, weight) for slot, tf in posting.items()}
+    def _posting(self, term: str) -> tuple[NDArray[np.int64], NDArray[np.float64]] | None:
+        cached = self._arrays.get(term)
+        if cached is None:
+            posting = self.postings.get(term)
+            if not posting:
+                return None
+            slots = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
+            tfs = np.fromiter(posting.values(), dtype=np.float64, count=len(posting))
+            order = np.argsort(slots)
+            cached = self._arrays[term] = (slots[order], tfs[order])
+        return cached
 
-    def phrase_scores(self, terms: Sequence[str]) -> dict[int, float]:
+    def _bm25(self, slots: NDArray[np.int64], tf: NDArray[np.float64], weight: float) -> NDArray[np.float64]:
+        avg = self.avg_len
+        lengths = self._lengths[slots]
+        norm = K1 * (1.0 - B + B * lengths / avg) if avg > 0 else np.full(len(slots), K1)
+        return weight * tf / (tf + norm)  # Lucene 8+ drops the constant (k1 + 1) factor
+
+    def term_scores(self, term: str) -> Scored:
+        posting = self._posting(term)
+        if posting is None:
+            return EMPTY
+        slots, tfs = posting
+        return slots, self._bm25(slots, tfs, idf(len(self.tokens), len(slots)))
+
+    def phrase_scores(self, terms: Sequence[str]) -> Scored:
         if len(terms) == 1:
             return self.term_scores(terms[0])
-        postings = [self.postings.get(t) for t in terms]
-        if not terms or any(not p for p in postings):
-            return {}
-        candidates = set.intersection(*(set(p) for p in postings if p is not None))
-        weight = sum(idf(len(self.tokens), len(p)) for p in postings if p is not None)
-        avg = self.avg_len
-        out: dict[int, float] = {}
-        for slot in candidates:
-            freq = phrase_count(self.tokens[slot], terms)
-            if freq:
-                out[slot] = bm25(freq, len(self.tokens[slot]), avg, weight)
-        return out
+        postings = [self._posting(t) for t in terms]
+        if not terms or any(p is None for p in postings):
+            return EMPTY
+        candidates = postings[0][0] if postings[0] is not None else EMPTY[0]
+        weight = 0.0
+        for posting in postings:
+            assert posting is not None
+            candidates = np.intersect1d(candidates, posting[0], assume_unique=True)
+            weight += idf(len(self.tokens), len(posting[0]))
+        freqs = np.asarray([phrase_count(self.tokens[int(s)], terms) for s in candidates], dtype=np.float64)
+        found = freqs > 0
+        slots = candidates[found].astype(np.int64)
+        return slots, self._bm25(slots, freqs[found], weight)
 
     def has_phrase(self, slot: int, terms: Sequence[str]) -> bool:
         words = self.tokens.get(slot)
