@@ -252,7 +252,7 @@ def test_a_new_namespace_by_name(library: tuple[Served, Path], client: httpx.Cli
     assert "packing-list.md" not in listed_ids(client)
     page.wait_for_selector("#lib-ns option:has-text('travel — 1 document')", state="attached")  # its count
     page.select_option("#lib-ns", "")
-    page.wait_for_selector("section.page-library .lib-list tbody tr")
+    page.wait_for_selector(f'.lib-list tbody tr:has-text("{SEED}")')  # the default namespace's list
     assert row(page, "packing-list.md").count() == 0
 
 
