@@ -295,3 +295,48 @@ def test_stats_and_namespaces_of_a_document_index(sdk: Any, tmp_path: Path) -> N
             idx.describe_namespace(name="one")
         assert getattr(missing.value, "status_code", None) == 404
         pc.indexes.delete("nss")
+
+
+def test_sdk_schema_examples_create_what_they_declare(sdk: Any) -> None:
+    """SchemaBuilder's and indexes.create's documented schemas, through the SDK against the server."""
+    index = sdk.indexes.create(
+        name="movie-recommendations",
+        schema={"fields": {"your_vector": {
+            "type": "dense_vector", "dimension": 1536, "metric": "cosine"}}},
+    )
+    assert index.status.ready  # the legacy-shaped schema: a vector index
+    index = sdk.indexes.create(
+        name="support-articles",
+        schema={"fields": {
+            "your_vector": {"type": "dense_vector",
+                            "dimension": 1024, "metric": "cosine"},
+            "keywords": {"type": "sparse_vector"},
+            "body": {"type": "string",
+                     "full_text_search": {"language": "en",
+                                          "stemming": True}},
+        }},
+        deployment={"deployment_type": "managed",
+                    "cloud": "aws", "region": "us-west-2"},
+        tags={"env": "prod"},
+    )
+    described = sdk.indexes.describe("support-articles")
+    assert described.tags == {"env": "prod"} and set(described.schema.fields) == {"your_vector", "keywords", "body"}
+    assert described.schema.fields["body"].full_text_search.stemming is True
+    built = [SchemaBuilder().add_string_field("title", full_text_search=True).build(),
+             SchemaBuilder().add_string_field("title", language="english", stemming=True, stop_words=True).build(),
+             SchemaBuilder().add_string_field("body", embed=True, store_text=False).build(),
+             SchemaBuilder().add_dense_vector_field("your_vector", dimension=1536, metric="dotproduct")
+             .add_sparse_vector_field("keyword_terms").build()]
+    for i, schema in enumerate(built):
+        sdk.indexes.create(name=f"built-{i}", schema=schema)
+        fields = sdk.indexes.describe(f"built-{i}").schema.fields
+        assert set(fields) == set(schema["fields"])
+    assert sdk.indexes.describe("built-1").schema.fields["title"].full_text_search.stop_words is True
+    assert sdk.indexes.describe("built-2").schema.fields["body"].store_text is False
+    # A hosted model's own dimension cannot be had offline: refused, naming the local one.
+    schema = SchemaBuilder().add_string_field(
+        "body", embed={"model": "llama-text-embed-v2", "dimension": 512}, sparse_embed=True).build()
+    with pytest.raises(Exception, match="local embedder makes 384-dimensional"):
+        sdk.indexes.create(name="built-x", schema=schema)
+    for name in ("movie-recommendations", "support-articles", "built-0", "built-1", "built-2", "built-3"):
+        sdk.indexes.delete(name)
