@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     from localrag.cli import answers, core, data, library, serve
     from localrag.embed.commands import add_commands as add_embed_commands  # train-embedder, reembed
     from localrag.eval.commands import add_commands as add_eval_commands  # eval, tune
+    from localrag.learn.commands import add_commands as add_learn_commands  # learn
     from localrag.rerank.commands import add_commands as add_rerank_commands  # train-reranker, feedback
 
     parser = argparse.ArgumentParser(prog="localrag", description="Offline-first RAG engine.")
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_commands(sub)
     answers.add_commands(sub)
     add_rerank_commands(sub)
+    add_learn_commands(sub)
     add_embed_commands(sub)
     data.add_commands(sub)
     library.add_commands(sub)  # sync, watch
