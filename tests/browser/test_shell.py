@@ -29,6 +29,20 @@ def test_each_page_mounts_and_only_the_server_is_asked(server: Served, page: Any
     assert all(url.startswith(server.url + "/") for url in requests_seen), requests_seen
 
 
+def test_dark_scheme_follows_the_system(server: Served, page: Any, shot: Any) -> None:
+    def background() -> list[int]:
+        rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        return [int(x) for x in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+
+    page.emulate_media(color_scheme="light")
+    page.goto(server.url + "/#/chat")
+    wait_ready(page)
+    assert sum(background()) > 600  # light
+    page.emulate_media(color_scheme="dark")
+    assert sum(background()) < 150  # dark, without a reload
+    shot(page, "page-chat-dark")
+
+
 def test_phone_width_keeps_the_nav_usable(server: Served, page: Any, shot: Any) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(server.url + "/#/library")
