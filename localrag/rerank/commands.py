@@ -40,6 +40,7 @@ def add_commands(sub: Any) -> None:
     group.add_argument("--relevant", dest="relevant", action="store_true", help="the chunk answers the query")
     group.add_argument("--not-relevant", dest="relevant", action="store_false",
                        help="the chunk does not answer the query")
+    group.add_argument("--grade", type=float, help="a graded judgment in [-1, 1] (above 0: relevant)")
     p.add_argument("--namespace", default="", help="the chunk's namespace (default: '')")
     p.add_argument("--list", action="store_true", help="then print the stored judgments as JSON")
     p.set_defaults(handler=cmd_feedback)
@@ -78,9 +79,12 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
     require_data(args)  # judgments are about stored chunks: a mistyped --data must not create a store
     with LocalRAG(args.data) as rag:
-        rag.feedback(args.query, args.chunk_id, args.relevant, namespace=args.namespace)
+        relevant = None if args.grade is not None else args.relevant
+        rag.feedback(args.query, args.chunk_id, relevant, namespace=args.namespace, grade=args.grade)
         if args.list:
             print(json.dumps(rag.feedback_items(args.namespace), indent=2))
         else:
-            print(f"recorded: chunk {args.chunk_id} {'relevant' if args.relevant else 'not relevant'}")
+            judged = f"grade {args.grade:g}" if args.grade is not None else (
+                "relevant" if args.relevant else "not relevant")
+            print(f"recorded: chunk {args.chunk_id} {judged}")
     return 0

@@ -140,10 +140,15 @@ def test_feedback_survives_reopening_and_the_cli_records_it(tmp_path: Path, caps
         assert [i["chunk_id"] for i in rag.feedback_items()] == [chunk]
     assert main(["--data", str(tmp_path / "d"), "feedback", "heron diet", str(chunk), "--not-relevant"]) == 0
     assert "not relevant" in capsys.readouterr().out
+    assert main(["--data", str(tmp_path / "d"), "feedback", "heron diet", str(chunk), "--grade", "0.5"]) == 0
+    assert "grade 0.5" in capsys.readouterr().out
+    assert main(["--data", str(tmp_path / "d"), "feedback", "heron diet", str(chunk), "--grade", "7"]) == 2
+    assert "grade must be a number in [-1, 1]" in capsys.readouterr().err
     assert main(["--data", str(tmp_path / "d"), "feedback", "heron diet", "999999", "--relevant"]) == 2
     assert "no chunk 999999" in capsys.readouterr().err
     with LocalRAG(tmp_path / "d", embedder=HashingEmbedder()) as rag:
-        assert [(i["query"], i["relevant"]) for i in rag.feedback_items()] == [("herons", True), ("heron diet", False)]
+        assert [(i["query"], i["relevant"]) for i in rag.feedback_items()] == [
+            ("herons", True), ("heron diet", False), ("heron diet", True)]
 
 
 def test_train_reranker_reads_feedback(rag_with) -> None:  # type: ignore[no-untyped-def]
