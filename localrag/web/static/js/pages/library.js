@@ -91,6 +91,11 @@ export async function mount(root, ctx) {
 
   // -- helpers --------------------------------------------------------------------------------------
   const named = new Map();
+  // At most one pending run per name, not pushed back by new calls: during a sync of thousands of files
+  // the list still refreshes every `ms` instead of waiting for the events to stop.
+  function soon(name, fn, ms) {
+    if (!named.has(name)) later(name, fn, ms);
+  }
   function later(name, fn, ms) {
     clearTimeout(named.get(name));
     const t = setTimeout(() => { timers.delete(t); named.delete(name); fn(); }, ms);
@@ -317,10 +322,10 @@ export async function mount(root, ctx) {
   // -- live updates ---------------------------------------------------------------------------------
   const stopWatch = mountWatch(watchSection, ctx, { onDocsChanged: (event) => {
     if ((event.namespace || '') !== state.namespace) return;
-    later('list', () => { loadList(); loadNamespaces(); }, 300);
+    soon('list', () => { loadList(); loadNamespaces(); }, 500);
     if (event.kind === 'delete' && event.doc_id === state.open) closeDocument();
     // a changed document shows its new text, without taking the focus from wherever the user is
-    if (event.kind === 'update' && event.doc_id === state.open) later('view', () => openDocument(event.doc_id, { focus: false }), 300);
+    if (event.kind === 'update' && event.doc_id === state.open) soon('view', () => openDocument(event.doc_id, { focus: false }), 300);
   } });
 
   await Promise.all([loadNamespaces(), loadList()]);
