@@ -34,7 +34,7 @@ def served_until_killed(data: Path, failpoint: str, batches: range) -> list[int]
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(400):
+        for _ in range(1200):  # a loaded machine can take many seconds to start a Python server
             try:
                 httpx.get(f"{url}/indexes", timeout=1)
                 break
