@@ -106,7 +106,8 @@ def test_search_with_a_filter_built_in_the_builder(served: Served, page: Any, sh
     assert page.is_hidden("#search-alpha")  # alpha only for hybrid
 
 
-def test_feedback_is_recorded(served: Served, page: Any, shot: Any, client: httpx.Client) -> None:
+def test_feedback_is_recorded_and_a_result_opens_its_source(served: Served, page: Any, shot: Any,
+                                                            client: httpx.Client) -> None:
     open_page(page, served, "#/search")
     page.fill("#search-q", "waggle dance forager")
     page.select_option("#search-mode", "keyword")
@@ -119,6 +120,9 @@ def test_feedback_is_recorded(served: Served, page: Any, shot: Any, client: http
     assert first.locator("button.vote[data-relevant=true]").get_attribute("aria-pressed") == "true"
     stored = client.get("/v1/feedback").json()["feedback"]
     assert any(f["chunk_id"] == chunk_id and f["relevant"] and f["query"] == "waggle dance forager" for f in stored)
+    first.locator("button.hit-title").click()  # the source opens beside the results, the chunk marked
+    page.wait_for_selector("#source-panel mark.quote")
+    assert "waggle dance" in page.inner_text("#source-panel mark.quote")
     shot(page, "search-feedback")
 
 
@@ -156,6 +160,8 @@ def test_dashboard_charts_move_after_a_burst(served: Served, page: Any, shot: An
     rows = page.eval_on_selector_all(".dash-namespaces tbody tr", "rows => rows.map(r => r.innerText)")
     assert any("4" in r for r in rows), rows  # the default namespace holds the four documents
     shot(page, "dashboard")
+    page.emulate_media(color_scheme="dark")  # the charts follow the system's dark theme
+    shot(page, "dashboard-dark")
 
 
 def test_settings_show_effective_values_and_no_secret(served: Served, page: Any, shot: Any) -> None:

@@ -76,14 +76,18 @@ export function lineChart({id, title, format = (v) => String(v), minMax = 0}) {
     }
     series.forEach((s, i) => {
       let d = '';
-      let pen = 'M';
+      let run = [];  // the current unbroken stretch; one alone would draw nothing, so it gets a dot
+      const lone = [];
+      const endRun = () => { if (run.length === 1) lone.push(run[0]); run = []; };
       for (const [t, v] of s.points) {
-        if (v === null || !Number.isFinite(v)) { pen = 'M'; continue; }
-        d += `${pen}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
-        pen = 'L';
+        if (v === null || !Number.isFinite(v)) { endRun(); continue; }
+        d += `${run.length ? 'L' : 'M'}${x(t).toFixed(1)},${y(v).toFixed(1)}`;
+        run.push([t, v]);
       }
+      endRun();
       const cls = `line s${i % SERIES_CLASSES}`;
       if (d) chart.append(svg('path', {class: cls, d}));
+      for (const [t, v] of lone) chart.append(svg('circle', {class: `dot s${i % SERIES_CLASSES}`, cx: x(t), cy: y(v), r: 2}));
       const end = s.points.findLast((p) => p[1] !== null && Number.isFinite(p[1]));
       if (end) chart.append(svg('circle', {class: `dot s${i % SERIES_CLASSES}`, cx: x(end[0]), cy: y(end[1]), r: 3}));
     });

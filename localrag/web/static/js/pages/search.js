@@ -256,7 +256,7 @@ export async function mount(root, ctx) {
   function showResults(request, data) {
     const hits = data.hits || [];
     const rank = (stage) => (TIMING_ORDER.includes(stage) ? TIMING_ORDER.indexOf(stage) : TIMING_ORDER.length);
-    const timings = Object.entries(data.timings_ms || {}).filter(([stage, ms]) => stage !== 'search' && ms > 0)
+    const timings = Object.entries(data.timings_ms || {}).filter(([stage, ms]) => stage !== 'search' && ms >= 0.005)
       .sort((a, b) => rank(a[0]) - rank(b[0]));
     const total = data.timings_ms?.search;
     const count = `${hits.length} result${hits.length === 1 ? '' : 's'}`;
