@@ -81,6 +81,11 @@ def test_streamed_answer_citation_followup_stop_and_abstention(server: Served, p
     assert cite.get_attribute("aria-pressed") == "true"
     assert page.locator("#source-panel h2").inner_text().endswith(citation["title"] or citation["doc_id"])
     assert quote.first.is_visible()  # scrolled into view in the panel
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page.click(".answer-tools >> text=Copy")
+    page.locator(".toast.ok").wait_for()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith(answer["answer"] + "\n\nSources:\n[") and citation["quote"] in copied
     page.click("text=Details")
     details = page.locator(".details dl").inner_text()
     assert answer["model"] in details and "llamacpp" in details

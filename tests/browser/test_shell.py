@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from webharness import Served, allowed, wait_ready
@@ -61,3 +65,12 @@ def test_requests_elsewhere_are_caught(server: Served) -> None:
     assert not allowed(f"http://{host}:{int(port) + 1}/")
     assert not allowed("https://fonts.googleapis.com/css?family=Inter")
     assert not allowed(f"http://localhost:{port}/")  # another name for the server is another origin
+
+
+def test_without_chromium_the_browser_tests_fail_naming_the_package() -> None:
+    env = {**os.environ, "LOCALRAG_CHROMIUM": "/nonexistent/chromium"}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          f"{__file__}::test_dark_scheme_follows_the_system"],
+                         cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert "apt-get install chromium" in run.stdout and "skipped" not in run.stdout, run.stdout[-2000:]
