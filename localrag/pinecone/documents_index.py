@@ -303,7 +303,7 @@ class DocumentIndex:
             space = self._spaces.get(namespace)
             if space is None:
                 return dm.SearchDocumentsResponse([], namespace or DEFAULT_NAMESPACE_ALIAS, dm.Usage(1, tokens))
-            allowed = None if predicate is None else space.slots(predicate)
+            allowed = None if predicate is None else space.matching(predicate)
             ranked = score(space, clauses, top_k, allowed, embed_query, self._sparse.query)
             matches = [dm.Document({**self._project(space, slot, names, everything), "_score": value})
                        for slot, value in ranked]

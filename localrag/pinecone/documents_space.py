@@ -102,6 +102,10 @@ class DocSpace:
         assert doc is not None
         return doc
 
+    def matching(self, predicate: Predicate) -> list[int]:
+        """Slots of the documents passing ``predicate``, in no particular order (cheaper than ``slots``)."""
+        return [slot for slot in self.slot_of.values() if predicate(self, slot)]
+
     def slots(self, predicate: Predicate | None) -> list[int]:
         """Slots of the documents passing ``predicate``, in id order."""
         ordered = sorted(self.slot_of.items(), key=lambda item: item[0].encode())
