@@ -35,7 +35,9 @@ function sentenceSpans(text) {
   const spans = [];
   const pattern = /[^.!?]+(?:[.!?]+|$)(?:\s*\[\d+\])*/g;
   for (const m of text.matchAll(pattern)) {
-    if (m[0].trim()) spans.push([m.index, m.index + m[0].length]);
+    const lead = m[0].length - m[0].trimStart().length;
+    const end = m.index + m[0].trimEnd().length;
+    if (m[0].trim()) spans.push([m.index + lead, end]);
   }
   return spans;
 }
@@ -119,6 +121,13 @@ function notes(answer) {
   if (invalid.length) {
     out.push(h('p', {class: 'answer-flags notice warn'}, `The model cited ${invalid.map((n) => `[${n}]`).join(' ')}, `,
       'which named no source it was given; those markers were removed.'));
+  }
+  for (const conflict of answer.conflicts || []) {
+    const sides = (conflict.sides || []).map((side) => `[${side.citation}] ${side.value}${side.preferred ? ' (preferred)' : ''}`);
+    if (sides.length > 1) {
+      out.push(h('p', {class: 'answer-flags notice warn', 'data-conflict': conflict.kind},
+        `The sources disagree${conflict.topic ? ` on ${conflict.topic}` : ''}: ${sides.join('; ')}.`));
+    }
   }
   const failed = (answer.claims || []).filter((c) => c && c.status !== 'supported');
   if (failed.length) {
