@@ -13,7 +13,7 @@ function target(item) {
   const hasQuote = typeof item.quote === 'string' && item.quote_start !== undefined;
   return {
     docId: item.doc_id,
-    namespace: item.namespace ?? '',
+    namespace: item.namespace ?? null, // a citation's or hit's own; the picker's when it has none
     title: item.title || item.doc_id,
     source: item.source || '',
     page: item.page ?? null,
@@ -40,7 +40,7 @@ export async function showSource(panel, item, {api, namespace, close}) {
   let doc = null;
   let problem = '';
   try {
-    doc = await api(`/v1/documents/${encodeURIComponent(t.docId)}`, {query: {namespace: t.namespace || namespace()}});
+    doc = await api(`/v1/documents/${encodeURIComponent(t.docId)}`, {query: {namespace: t.namespace ?? namespace()}});
   } catch (e) {
     problem = e.status === 404 ? 'The document is no longer in the library.' : `The document could not be loaded: ${e.message}`;
   }
