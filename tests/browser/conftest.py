@@ -11,6 +11,8 @@
   or if the page raised an uncaught JavaScript error. The request list is saved beside the screenshots.
 - ``shot(page, name)``: a full-page screenshot under ``tests/browser/screenshots/`` (gitignored) or
   ``$LOCALRAG_SCREENSHOTS``.
+- ``webharness.wait_ready(page)``: until the app's first page has mounted. The app's CSP forbids eval,
+  so ``page.wait_for_function`` fails there: wait on selectors; ``page.evaluate`` is not affected.
 
 A missing chromium or Playwright fails these tests with the package to install: they are part of the
 default suite, and a browser test skipped for want of a browser would prove nothing.
