@@ -62,6 +62,7 @@ def test_streamed_answer_citation_followup_stop_and_abstention(server: Served, p
         page.press("#chat-question", "Enter")
         # tokens are on the page while the answer is still streaming
         page.wait_for_selector('.answer.streaming:not([data-tokens="0"])')
+        shot(page, "chat-streaming")
     answer = final_answer(response.value.body())
     card = page.locator(".answer.done")
     card.wait_for()
