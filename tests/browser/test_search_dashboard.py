@@ -104,6 +104,19 @@ def test_search_with_a_filter_built_in_the_builder(served: Served, page: Any, sh
 
     page.select_option("#search-mode", "keyword")
     assert page.is_hidden("#search-alpha")  # alpha only for hybrid
+    assert unlabelled(page) == []
+
+
+UNLABELLED = """() => [...document.querySelectorAll('main input, main select, main textarea, main button')]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+  .map(el => el.outerHTML.slice(0, 80))"""
+
+
+def unlabelled(page: Any) -> list[str]:
+    """Controls of the page with no label, aria-label or text: a keyboard or screen-reader user could not tell them."""
+    assert page.locator("main input, main select").count() >= 2
+    found: list[str] = page.evaluate(UNLABELLED)
+    return found
 
 
 def test_feedback_is_recorded_and_a_result_opens_its_source(served: Served, page: Any, shot: Any,
@@ -152,6 +165,8 @@ def test_dashboard_charts_move_after_a_burst(served: Served, page: Any, shot: An
     points = client.get("/v1/dashboard", params={"since": last_t}).json()["points"]
     assert sum(p["requests"] for p in points) >= 50
     assert "keyword" in chart_points(page, "search")  # a line per search stage
+    labels = page.eval_on_selector_all('[data-chart] svg', "svgs => svgs.map(s => s.getAttribute('aria-label'))")
+    assert len(labels) == 8 and labels[0].startswith("Requests per second: requests/s ")  # charts are named
 
     for _ in range(25):  # failures (a bad filter) push the error rate out of its band
         client.post("/v1/search", json={"query": "dance", "filter": {"year": {"$regex": "x"}}})
@@ -176,6 +191,7 @@ def test_settings_show_effective_values_and_no_secret(served: Served, page: Any,
     page.fill("#settings-filter", "alpha")
     assert page.is_visible('[data-setting="search.alpha"]') and page.is_hidden('[data-setting="generate.model"]')
     page.fill("#settings-filter", "")
+    assert unlabelled(page) == []
     shot(page, "settings")
 
 
