@@ -114,7 +114,7 @@ UNLABELLED = """() => [...document.querySelectorAll('main input, main select, ma
 
 def unlabelled(page: Any) -> list[str]:
     """Controls of the page with no label, aria-label or text: a keyboard or screen-reader user could not tell them."""
-    assert page.locator("main input, main select").count() >= 2
+    assert page.locator("main input, main select").count() >= 1
     found: list[str] = page.evaluate(UNLABELLED)
     return found
 
