@@ -8,7 +8,8 @@ const HEIGHT = 170;
 const PAD = {left: 52, right: 12, top: 10, bottom: 24};
 const SERIES_CLASSES = 8;  // .s0 .. .s7 in app.css
 
-function svg(tag, attrs = {}, ...children) {
+/** An SVG element (h() makes HTML ones): attributes, then children (nodes or text). */
+export function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(NS, tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value !== null && value !== undefined) el.setAttribute(name, String(value));

@@ -1,6 +1,7 @@
 // The search page: query, mode, alpha (hybrid), rerank, k, namespace and a metadata filter built in
 // rows (or typed as JSON); results with their per-stage scores and timings, a source panel on click,
 // and thumbs up/down per result written to POST /v1/feedback.
+import {svg} from '../chart.js';
 import {clear, fmtMs, fmtNum, h, toast} from '../ui.js';
 
 const OPERATORS = ['$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists'];
@@ -8,24 +9,16 @@ const OPERATOR_LABELS = {$eq: '= equals', $ne: '≠ not equal', $gt: '> greater'
   $lte: '≤ at most', $in: 'in list', $nin: 'not in list', $exists: 'exists'};
 const SNIPPET_CHARS = 480;
 const TIMING_ORDER = ['embed', 'dense', 'keyword', 'fuse', 'rerank', 'hydrate'];
-// Feather's thumbs-up/down outlines (MIT licence, feathericons.com): no emoji font is needed.
+const STATE_KEY = 'localrag.search';
+let rowIds = 0;
+// The thumbs-up/down outlines of Feather icons (MIT License, (c) 2013-2017 Cole Bemis): no emoji font needed.
 const THUMB_UP = 'M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3';
 const THUMB_DOWN = 'M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17';
 
 function icon(path) {
-  const NS = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(NS, 'svg');
-  for (const [k, v] of Object.entries({viewBox: '0 0 24 24', width: '16', height: '16', fill: 'none', stroke: 'currentColor',
-    'stroke-width': '2', 'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true', focusable: 'false'})) {
-    svg.setAttribute(k, v);
-  }
-  const shape = document.createElementNS(NS, 'path');
-  shape.setAttribute('d', path);
-  svg.append(shape);
-  return svg;
+  return svg('svg', {viewBox: '0 0 24 24', width: 16, height: 16, fill: 'none', stroke: 'currentColor', 'stroke-width': 2,
+    'stroke-linecap': 'round', 'stroke-linejoin': 'round', 'aria-hidden': 'true', focusable: 'false'}, svg('path', {d: path}));
 }
-const STATE_KEY = 'localrag.search';
-let rowIds = 0;
 
 /** A typed value: JSON when it parses to a scalar or a list ("2020", "true", "[1, 2]", "\"x\""), else the text. */
 export function parseValue(text) {
