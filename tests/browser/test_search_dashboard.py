@@ -179,6 +179,17 @@ def test_dashboard_charts_move_after_a_burst(served: Served, page: Any, shot: An
     shot(page, "dashboard-dark")
 
 
+def test_dashboard_asks_for_the_key_once_then_waits_for_retry(served: Served, page: Any) -> None:
+    page.goto(f"{served.url}/#/dashboard")
+    page.click("dialog.modal button:has-text('Cancel')")
+    page.wait_for_selector(".page-dashboard .notice.error:has-text('needs an API key')")
+    page.click(".page-dashboard .notice.error button:has-text('Retry')")
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Enter")
+    page.wait_for_selector('[data-chart="rps"] .chart-legend .legend-value')
+    assert page.is_hidden(".page-dashboard .notice.error")
+
+
 def test_settings_show_effective_values_and_no_secret(served: Served, page: Any, shot: Any) -> None:
     open_page(page, served, "#/settings")
     page.wait_for_selector('[data-setting="server.dashboard_interval_s"]')

@@ -111,6 +111,11 @@ export async function mount(root, ctx) {
       } catch (e) {
         if (abort.signal.aborted) return;
         error.hidden = false;
+        if (e.status === 401) {  // the key prompt was dismissed: asking again every few seconds would nag
+          error.replaceChildren(`The dashboard needs an API key: ${e.message} `,
+            h('button', {type: 'button', class: 'small', onclick: () => { error.hidden = true; poll(); }}, 'Retry'));
+          return;
+        }
         error.textContent = `Could not read the dashboard: ${e.message}`;
         wait = RETRY_MS;
       }
