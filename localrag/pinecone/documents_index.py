@@ -154,7 +154,10 @@ class DocumentIndex:
     def delete(self, namespace: str, body: Any) -> dm.MatchedResponse:
         namespace = namespace_of(namespace)
         args = _body(body)
-        ids, flt, delete_all = args.get("ids"), args.get("filter"), bool(args.get("delete_all"))
+        ids, flt, delete_all = args.get("ids"), args.get("filter"), args.get("delete_all")
+        if delete_all is not None and not isinstance(delete_all, bool):
+            raise InvalidInputError("'delete_all' must be a boolean")
+        delete_all = bool(delete_all)
         if sum((ids is not None and ids != [], flt is not None, delete_all)) != 1:
             raise InvalidInputError("Provide exactly one of 'ids', 'filter', or 'delete_all'")
         predicate = compile_document_filter(flt, self.schema, text_match=False) if flt is not None else None
@@ -249,6 +252,8 @@ class DocumentIndex:
             raise InvalidInputError("Provide exactly one of 'ids' or 'filter' in a document fetch")
         if token is not None and flt is None:
             raise InvalidInputError("'pagination_token' is only valid together with 'filter'")
+        if token is not None and not isinstance(token, str):
+            raise InvalidInputError("'pagination_token' must be a string")
         limit = _int(args.get("limit"), "limit", DEFAULT_FETCH_LIMIT, 1, MAX_FETCH_LIMIT)
         if flt is None:
             wanted = wire.fetch_ids(ids)
@@ -276,7 +281,8 @@ class DocumentIndex:
     def list_ids(self, namespace: str, body: Any) -> dm.ListDocumentsResponse:
         namespace = namespace_of(namespace)
         args = _body(body)
-        page = wire.page_request(namespace, args.get("prefix"), args.get("limit"), args.get("pagination_token"))
+        limit = _int(args.get("limit"), "limit", wire.DEFAULT_LIST_LIMIT, 1, wire.MAX_LIST_LIMIT)
+        page = wire.page_request(namespace, args.get("prefix"), limit, args.get("pagination_token"))
         after = decode_token(page.token)
         ids = self.store.list_ids(namespace, page.prefix, after, page.limit + 1)
         shown = ids[: page.limit]

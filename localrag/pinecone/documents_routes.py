@@ -12,10 +12,19 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor
 
 from localrag.pinecone import wire
 
 OPERATIONS = ("upsert", "search", "fetch", "delete", "update", "list")
+
+
+class NamespaceConvertor(PathConvertor):
+    """A namespace name in the vector API's ``/namespaces/{name}`` (slashes allowed), except a path
+    that is a document operation: without this, ``GET .../namespaces/ns/documents/search`` would
+    describe a namespace called ``ns/documents/search`` and ``Allow`` would list GET and DELETE."""
+
+    regex = "(?:(?!/documents/(?:" + "|".join(OPERATIONS) + ")$).)+"
 
 
 def documents_router(prefix: str, dependencies: list[Any], state: Any, read_json: Any) -> APIRouter:
@@ -32,7 +41,7 @@ def documents_router(prefix: str, dependencies: list[Any], state: Any, read_json
             return JSONResponse(result.to_wire())
 
         router.add_api_route(f"/namespaces/{{namespace}}/documents/{operation}", handle, methods=["POST"],
-                             operation_id=f"documents_{operation}", include_in_schema=False)
+                             operation_id=f"documents_{operation}")
 
     for operation in OPERATIONS:
         add(operation)

@@ -69,7 +69,7 @@ def parse_clauses(body: Any, schema: DocumentSchema) -> list[Clause]:
         if not isinstance(clause, Mapping):
             raise InvalidInputError(f"{where} must be an object with a 'type'")
         kind = clause.get("type")
-        if kind not in _KEYS:
+        if not isinstance(kind, str) or kind not in _KEYS:
             raise InvalidInputError(f"{where}.type must be one of {', '.join(_KEYS)}, got {kind!r}")
         unknown = set(clause) - _KEYS[kind] - {"type"}
         if unknown:

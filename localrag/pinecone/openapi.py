@@ -103,6 +103,46 @@ VERSION_HEADER = {
 }
 
 _DATA = "/data/{index_name}"
+
+# The Documents API (2026-07): snake_case bodies; which fields a document needs depends on the index.
+_DOC_FILTER = {"type": "object", "description": "metadata operators on undeclared fields, $match_phrase / "
+               "$match_all / $match_any on full-text fields, under $and / $or"}
+_FIELDS = {"type": "array", "items": {"type": "string"}}
+_DOCUMENT = {"type": "object", "required": ["_id"], "properties": {"_id": _ID},
+             "description": "_id plus the schema's fields and metadata (string, number, boolean, list of strings)"}
+_CLAUSE = {"type": "object", "required": ["type"], "properties": {"type": {"enum": [
+    "text", "query_string", "dense_vector", "sparse_vector", "embed", "sparse_embed"]}}}
+def _optional_null(body: dict[str, Any]) -> dict[str, Any]:
+    """Optional properties may be null: the server reads null as absent."""
+    required = set(body.get("required", []))
+    properties = {k: v if k in required else _nullable(v) for k, v in body["properties"].items()}
+    return {**body, "properties": properties}
+
+
+_DOCUMENT_BODIES: dict[str, dict[str, Any]] = {
+    "upsert": {"type": "object", "required": ["documents"],
+               "properties": {"documents": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _DOCUMENT}}},
+    "search": {"type": "object", "required": ["score_by", "top_k"],
+               "properties": {"score_by": {"type": "array", "minItems": 1, "maxItems": 100, "items": _CLAUSE},
+                              "top_k": {"type": "integer", "minimum": 1, "maximum": wire.MAX_TOP_K},
+                              "filter": _DOC_FILTER, "include_fields": _FIELDS}},
+    "fetch": {"type": "object", "properties": {
+        "ids": {"type": "array", "maxItems": wire.MAX_IDS, "items": _ID}, "filter": _DOC_FILTER,
+        "include_fields": _FIELDS, "limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "pagination_token": {"type": "string"}}, "description": "exactly one of ids or filter"},
+    "delete": {"type": "object", "properties": {
+        "ids": {"type": "array", "maxItems": wire.MAX_IDS, "items": _ID}, "filter": _DOC_FILTER,
+        "delete_all": {"type": "boolean"}}, "description": "exactly one of ids, filter or delete_all"},
+    "update": {"type": "object", "properties": {
+        "documents": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _DOCUMENT},
+        "filter": _DOC_FILTER, "set_fields": {"type": "object"}, "remove_fields": _FIELDS},
+        "description": "documents (per-id patches), or filter with set_fields / remove_fields"},
+    "list": {"type": "object", "properties": {
+        "prefix": {"type": "string", "maxLength": wire.MAX_ID_LENGTH},
+        "limit": {"type": "integer", "minimum": 1, "maximum": wire.MAX_LIST_LIMIT},
+        "pagination_token": {"type": "string"}}},
+}
+
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", _DATA + "/vectors/upsert"): {"requestBody": _json({
         "type": "object", "required": ["vectors"],
@@ -145,6 +185,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "properties": {"name": {"type": "string", "minLength": 1, "maxLength": wire.MAX_NAMESPACE_LENGTH,
                                 "not": {"const": "__default__"}},
                        "schema": {}}})},
+    **{("post", _DATA + f"/namespaces/{{namespace}}/documents/{op}"): {"requestBody": _json(_optional_null(body),
+                                                                                            op != "list")}
+       for op, body in _DOCUMENT_BODIES.items()},
     ("post", "/indexes"): {"requestBody": _json({
         "type": "object", "required": ["name"],
         "properties": {

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -40,7 +41,7 @@ from localrag.pinecone.client import SUBDIR, index_model
 from localrag.pinecone.control import LocalPinecone
 from localrag.pinecone.documents_embed import EmbedderSource
 from localrag.pinecone.documents_index import DocumentIndex
-from localrag.pinecone.documents_routes import documents_router
+from localrag.pinecone.documents_routes import NamespaceConvertor, documents_router
 from localrag.pinecone.documents_schema import is_document_schema
 from localrag.pinecone.errors import UnauthorizedError, control_plane_body, data_plane_body
 from localrag.pinecone.local import LocalIndex
@@ -54,6 +55,7 @@ CURRENT_VERSION = "2026-07"
 DEFAULT_NAMESPACE_VERSION = "2025-04"  # from this version on the default namespace reads "__default__"
 DATA_PREFIX = "/data"
 _VERSION = re.compile(r"^\d{4}-\d{2}$")
+register_url_convertor("namespace", NamespaceConvertor())
 
 
 class ServerState:
@@ -189,12 +191,12 @@ def data_router() -> APIRouter:
         page = wire.page_request(None, q.get("prefix"), q.get("limit"), q.get("paginationToken"))
         return _ok((await run(either(request, index_name).list_namespaces, page)).to_wire())
 
-    @router.get("/namespaces/{namespace:path}")
+    @router.get("/namespaces/{namespace:namespace}")
     async def describe_namespace(index_name: str, namespace: str, request: Request) -> JSONResponse:
         index = either(request, index_name)
         return _ok((await run(index.describe_namespace, wire.namespace_of(namespace))).to_wire())
 
-    @router.delete("/namespaces/{namespace:path}", status_code=202)
+    @router.delete("/namespaces/{namespace:namespace}", status_code=202)
     async def delete_namespace(index_name: str, namespace: str, request: Request) -> JSONResponse:
         await run(either(request, index_name).delete_namespace, wire.namespace_of(namespace))
         return _ok({}, 202)

@@ -29,7 +29,10 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 LLM_PATHS = r"^/v1/(ask|chat/)"
 _DATA_PLANE_DIMENSION = ["/data/{index_name}/vectors/upsert", "/data/{index_name}/query",
                          "/data/{index_name}/vectors/update", "/data/{index_name}/vectors/list",
-                         "/data/{index_name}/vectors/fetch_by_metadata", "/data/{index_name}/namespaces"]
+                         "/data/{index_name}/vectors/fetch_by_metadata", "/data/{index_name}/namespaces",
+                         # document operations: which fields a document needs depends on the index's schema
+                         *[f"/data/{{index_name}}/namespaces/{{namespace}}/documents/{op}"
+                           for op in ("upsert", "search", "fetch", "delete", "update", "list")]]
 CONFIG = "\n".join([
     "[[operations]]", 'include-path = "/v1/documents"', 'include-method = "POST"',
     "checks.positive_data_acceptance.expected-statuses = "
