@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from localrag.errors import InvalidInputError
+from localrag.errors import InvalidInputError, LocalRagError
 from localrag.pinecone import documents_models as dm
 from localrag.pinecone import wire
 from localrag.pinecone.documents_index import DocumentIndex, request_size
+from localrag.pinecone.errors import api_error
 
 if TYPE_CHECKING:
     from localrag.pinecone.client import Pinecone
@@ -75,12 +76,21 @@ class Documents:
         return self._api(run)
 
     def batch_upsert(self, *, namespace: str, documents: Sequence[Any], batch_size: int = 50,
-                     **_: Any) -> dm.UpsertDocumentsResponse:
-        items = list(documents)
-        total = 0
-        for start in range(0, len(items), max(1, batch_size)):
-            total += self.upsert(namespace=namespace, documents=items[start:start + batch_size]).upserted_count
-        return dm.UpsertDocumentsResponse(total)
+                     **_: Any) -> dm.BatchResult:
+        """Upserts in batches one after another; a refused batch is recorded in ``errors``, not raised."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 1000:
+            raise api_error(InvalidInputError("batch_size must be an integer between 1 and 1000"))
+        items = [_plain(d) for d in documents]
+        errors: list[dm.BatchError] = []
+        batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
+        for i, batch in enumerate(batches):
+            try:
+                self.upsert(namespace=namespace, documents=batch)
+            except LocalRagError as e:
+                errors.append(dm.BatchError(i, batch, e, str(e)))
+        failed = sum(len(e.items) for e in errors)
+        return dm.BatchResult(len(items), len(items) - failed, failed, len(batches), len(batches) - len(errors),
+                              len(errors), errors)
 
     def search(self, *, namespace: str, score_by: Sequence[Any], top_k: int,
                include_fields: Sequence[str] | None = None, filter: Mapping[str, Any] | None = None,

@@ -152,6 +152,37 @@ class MatchedResponse:
         return out
 
 
+@dataclass(slots=True)
+class BatchError:
+    batch_index: int
+    items: list[dict[str, Any]]
+    error: Exception
+    error_message: str
+    retryable: bool = False  # a local refusal is the request's fault: resending fails the same way
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What ``batch_upsert`` answers, as the SDK's: per-batch refusals are recorded, not raised."""
+
+    total_item_count: int
+    successful_item_count: int
+    failed_item_count: int
+    total_batch_count: int
+    successful_batch_count: int
+    failed_batch_count: int
+    errors: list[BatchError]
+    timed_out: bool = False
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def failed_items(self) -> list[dict[str, Any]]:
+        return [item for error in self.errors for item in error.items]
+
+
 DeleteDocumentsResponse = MatchedResponse
 UpdateDocumentsResponse = MatchedResponse
 

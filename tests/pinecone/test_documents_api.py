@@ -340,3 +340,15 @@ def test_sdk_schema_examples_create_what_they_declare(sdk: Any) -> None:
         sdk.indexes.create(name="built-x", schema=schema)
     for name in ("movie-recommendations", "support-articles", "built-0", "built-1", "built-2", "built-3"):
         sdk.indexes.delete(name)
+
+
+def test_batch_upsert_records_refused_batches(sdk: Any, tmp_path: Path) -> None:
+    for pc in (sdk, Pinecone(path=tmp_path)):
+        docs = articles(pc, "batches").documents
+        items = [{"_id": f"d{i}", "embedding": [1.0] * (1536 if i != 7 else 3), "title": "x"} for i in range(12)]
+        result = docs.batch_upsert(namespace="n", documents=items, batch_size=5, show_progress=False)
+        assert (result.successful_item_count, result.failed_item_count) == (7, 5)
+        assert result.has_errors and [e.batch_index for e in result.errors] == [1]
+        assert {item["_id"] for item in result.failed_items} == {f"d{i}" for i in range(5, 10)}
+        assert len(list(docs.list(namespace="n"))) == 7
+        pc.indexes.delete("batches")
