@@ -128,7 +128,8 @@ class AnswerSettings:
     # abstain: withhold the answer when its first claim fails
     grounding: bool = True
     grounding_policy: Literal["flag", "drop", "abstain"] = "flag"
-    grounding_min_score: float = 0.38  # the judge's P(yes) against P(no) a supported claim reaches
+    # the judge's P(yes) against P(no) a supported claim reaches; 0: no judge (rules and word overlap only)
+    grounding_min_score: float = 0.25
     grounding_max_claims: int = 8  # claims judged by the model per answer; later ones get the rules only
     # sources disagreeing on the asked fact (answer/conflicts.py); precedence: "" (none), "date"
     # (newer metadata conflict_date_field wins) or "priority" (higher metadata priority wins)

@@ -170,20 +170,21 @@ def assess(
     claim: str, passage: str, margin: float | None, *, min_score: float, min_overlap: float = 0.5,
     question: str = "",
 ) -> tuple[ClaimStatus, float]:
-    """Status and score of ``claim`` against one passage, from the rules and the judge's ``margin``.
+    """Status and score of ``claim`` against one passage: the rules first, then word overlap (the share of
+    the claim's words the passage holds must reach ``min_overlap``), then the judge's ``margin`` (None: no
+    judge), whose probability of "yes" against "no" must reach ``min_score``.
 
-    The score is the judge's probability of "yes" against "no" (``min_score`` passes); without a judge
-    (``margin`` None) it is the share of the claim's words the passage holds (``min_overlap`` passes)."""
+    The score is that probability, or the word overlap without a judge."""
     found = signals(claim, passage, question)
     overlap = support(terms(claim), terms(passage))
     score = 1.0 / (1.0 + math.exp(-margin)) if margin is not None else overlap
     if found.contradicted:
         return "contradicted", score
-    if found.unsupported:
+    if found.unsupported or overlap < min_overlap:
         return "unsupported", score
-    if score >= (min_score if margin is not None else min_overlap):
-        return "supported", score
-    return ("contradicted" if overlap >= _CONTRADICTION_OVERLAP else "unsupported"), score
+    if margin is not None and score < min_score:
+        return ("contradicted" if overlap >= _CONTRADICTION_OVERLAP else "unsupported"), score
+    return "supported", score
 
 
 _RANK: dict[ClaimStatus, int] = {"supported": 2, "contradicted": 1, "unsupported": 0}
@@ -206,7 +207,7 @@ def ground(
         targets.append(cited)
     pairs = [(i, n) for i, cited in enumerate(targets) if i < max_claims for n in cited]
     margins: dict[tuple[int, int], float] = {}
-    if judge is not None and pairs:
+    if judge is not None and pairs and min_score > 0:
         passages = {n: context.get(n) for _, n in pairs}
         scored = judge.margins([(passages[n].text, spans[i].text) for i, n in pairs])  # type: ignore[union-attr]
         margins = dict(zip(pairs, scored, strict=True))

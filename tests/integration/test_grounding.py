@@ -47,7 +47,7 @@ def judge() -> Iterator[LlmClaimJudge]:
 def test_a_negated_claim_is_contradicted_and_a_true_one_supported(judge: LlmClaimJudge) -> None:
     context = Context((source(1, BRIDGE),))
     claims = ground("The Golden Gate Bridge opened in 1937 [1]. The Golden Gate Bridge did not open in 1937 [1].",
-                    context, judge, min_score=0.38)
+                    context, judge, min_score=0.25)
     assert [c.status for c in claims] == ["supported", "contradicted"], claims
     assert claims[0].score > claims[1].score
 
@@ -56,7 +56,7 @@ def test_an_invented_second_sentence_is_flagged_and_dropped(judge: LlmClaimJudge
     context = Context((source(1, BRIDGE),))
     text = ("The Golden Gate Bridge opened to traffic in 1937 [1]. "
             "It was painted gold by Frank Lloyd Wright every summer [1].")
-    claims = ground(text, context, judge, min_score=0.38)
+    claims = ground(text, context, judge, min_score=0.25)
     assert [c.status for c in claims] == ["supported", "unsupported"], claims
     dropped, kept, numbering, abstain = apply_policy(text, claims, "drop")
     assert dropped == "The Golden Gate Bridge opened to traffic in 1937 [1]." and not abstain
@@ -67,10 +67,10 @@ def test_an_invented_second_sentence_is_flagged_and_dropped(judge: LlmClaimJudge
 def test_a_wrong_name_present_in_the_passage_is_contradicted(judge: LlmClaimJudge) -> None:
     context = Context((source(1, MATCH),))
     wrong, right = ground("The winner of the women's match was Shinsuke Nakamura [1]. "
-                          "Charlotte Flair won the women's match [1].", context, judge, min_score=0.38)
+                          "Charlotte Flair won the women's match [1].", context, judge, min_score=0.25)
     assert wrong.status == "contradicted" and right.status == "supported", (wrong, right)
     text = "The winner of the women's match was Shinsuke Nakamura [1]. Charlotte Flair won [1]."
-    assert apply_policy(text, ground(text, context, judge, min_score=0.38), "abstain")[3] is True
+    assert apply_policy(text, ground(text, context, judge, min_score=0.25), "abstain")[3] is True
 
 
 def test_the_shipped_sample_is_judged_like_the_benchmark(judge: LlmClaimJudge) -> None:
@@ -78,7 +78,7 @@ def test_the_shipped_sample_is_judged_like_the_benchmark(judge: LlmClaimJudge) -
     right. The full set's figures are benchmarks/results/grounding.json."""
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()][::3]
     margins = judge.margins([(r["passage"], r["claim"]) for r in rows])
-    statuses = [assess(r["claim"], r["passage"], m, min_score=0.38, question=r["question"])[0]
+    statuses = [assess(r["claim"], r["passage"], m, min_score=0.25, question=r["question"])[0]
                 for r, m in zip(rows, margins, strict=True)]
     right = sum((s == "supported") == (r["label"] == "supported") for r, s in zip(rows, statuses, strict=True))
     assert right >= 0.8 * len(rows), (right, len(rows))

@@ -153,7 +153,7 @@ def test_only_the_first_claims_go_to_the_judge() -> None:
     context = Context((source(1, BRIDGE.text),))
     text = " ".join(f"The Golden Gate Bridge opened to traffic in 1937, said guide {i} [1]." for i in range(5))
     judge = Judge("opened")
-    claims = ground(text, context, judge, min_score=0.38, max_claims=2)
+    claims = ground(text, context, judge, min_score=0.25, max_claims=2)
     assert len(claims) == 5 and len(judge.calls) == 2
 
 
