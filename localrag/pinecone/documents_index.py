@@ -26,7 +26,6 @@ from localrag.pinecone.documents_schema import (
     MAX_DOCUMENTS,
     MAX_EMBED_DOCUMENTS,
     DocumentSchema,
-    FieldSpec,
     FullText,
     load_schema,
     validate_document,
@@ -324,7 +323,7 @@ class DocumentIndex:
               ) -> m.DescribeIndexStatsResponse:
         predicate = compile_document_filter(flt, self.schema)
         with self._rw.read():
-            counts = {ns or default_name: len(s) if predicate is None else len(s.slots(predicate))
+            counts = {ns or default_name: len(s) if predicate is None else len(s.matching(predicate))
                       for ns, s in self._spaces.items()}
         counts = {k: v for k, v in counts.items() if v}
         return m.DescribeIndexStatsResponse({k: m.NamespaceSummary(v) for k, v in counts.items()}, None,
@@ -393,4 +392,4 @@ def _bound(value: Any) -> int:
     return 25
 
 
-__all__ = ["DocumentIndex", "EmbedderSource", "FieldSpec", "request_size"]
+__all__ = ["DocumentIndex", "request_size"]
