@@ -19,7 +19,7 @@ from localrag.config import Settings
 from localrag.engine import LocalRAG
 from localrag.generate.gguf import resolve_gguf
 from localrag.generate.llamacpp import LlamaCppGenerator
-from localrag.types import Document
+from localrag.types import ChatMessage, Document, Prompt
 
 pytestmark = pytest.mark.model
 
@@ -37,11 +37,28 @@ def source(number: int, text: str, doc_id: str = "") -> ContextSource:
 
 
 @pytest.fixture(scope="module")
-def judge() -> Iterator[LlmClaimJudge]:
+def generator() -> Iterator[LlamaCppGenerator]:
     path, name = resolve_gguf("qwen2.5-coder-0.5b")
     generator = LlamaCppGenerator(path, model_name=name, threads=1)
-    yield LlmClaimJudge(generator)
+    yield generator
     generator.close()
+
+
+@pytest.fixture(scope="module")
+def judge(generator: LlamaCppGenerator) -> LlmClaimJudge:
+    return LlmClaimJudge(generator)
+
+
+def test_judging_leaves_the_answer_prompts_cached_prefix_in_place(
+    generator: LlamaCppGenerator, judge: LlmClaimJudge
+) -> None:
+    prompt = Prompt((ChatMessage("system", "You answer questions about bridges in one word."),
+                     ChatMessage("user", "Which city is the Golden Gate Bridge in?")))
+    generator.generate(prompt, max_tokens=1)
+    first = judge.margins([(BRIDGE, "The bridge opened in 1937.")])
+    again = generator.generate(prompt, max_tokens=1)
+    assert again.cached_prompt_tokens > 0  # the system message was not evaluated again
+    assert judge.margins([(BRIDGE, "The bridge opened in 1937.")]) == first  # nor did the judge's score move
 
 
 def test_a_negated_claim_is_contradicted_and_a_true_one_supported(judge: LlmClaimJudge) -> None:

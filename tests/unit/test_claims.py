@@ -77,3 +77,13 @@ def test_names_absent_or_in_another_role() -> None:
     assert "in another role" in " ".join(wrong_role.reasons())
     # part of a name the passage gives in full is not an invention
     assert not signals("Flair won the match.", MATCH).unsupported
+
+
+def test_the_judge_reads_the_closest_sentence_and_its_neighbours() -> None:
+    from localrag.answer.grounding import window
+
+    passage = "One fish. Two birds sang at dawn. Three cats slept. Four dogs ran off."
+    expected = "Two birds sang at dawn. Three cats slept. Four dogs ran off."
+    assert window(passage, "Three cats were sleeping.") == expected
+    assert window(passage, "one fish") == "One fish. Two birds sang at dawn."
+    assert window("", "anything") == ""
