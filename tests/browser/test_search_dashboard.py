@@ -119,6 +119,44 @@ def unlabelled(page: Any) -> list[str]:
     return found
 
 
+FILTER_CASES = """async () => {
+  const {buildFilter, rowsOf, parseValue} = await import('/app/js/pages/search.js');
+  const rows = (...r) => r.map(([field, op, value]) => ({field, op, value}));
+  const attempt = (f) => { try { return f(); } catch (e) { return 'error: ' + e.message; } };
+  return {
+    values: ['2020', 'true', 'drama', '"2020"', '[1, "a"]', '{"a": 1}', ' x '].map(parseValue),
+    single: buildFilter(rows(['genre', '$eq', 'drama'])),
+    list: buildFilter(rows(['genre', '$in', 'drama, comedy, 7'], ['year', '$exists', 'false'])),
+    jsonList: buildFilter(rows(['tags', '$nin', '["a,b", "c"]'])),
+    blankRows: buildFilter(rows(['', '$eq', ''])),
+    noValue: attempt(() => buildFilter(rows(['year', '$gt', '  ']))),
+    noField: attempt(() => buildFilter(rows(['', '$eq', 'x']))),
+    back: rowsOf({$and: [{genre: {$in: ['drama', 7]}}, {year: {$gte: 2020}}, {draft: false}]}),
+    implicit: rowsOf({genre: 'drama', year: {$lt: 2000, $gt: 1990}}),
+    notRows: [rowsOf({$or: [{a: 1}]}), rowsOf({a: {$regex: 'x'}}), rowsOf([1])],
+  };
+}"""
+
+
+def test_filter_builder_conversions(served: Served, page: Any) -> None:
+    open_page(page, served, "#/search")
+    got = page.evaluate(FILTER_CASES)
+    assert got["values"] == [2020, True, "drama", "2020", [1, "a"], '{"a": 1}', "x"]
+    assert got["single"] == {"genre": {"$eq": "drama"}}
+    assert got["list"] == {"$and": [{"genre": {"$in": ["drama", "comedy", 7]}}, {"year": {"$exists": False}}]}
+    assert got["jsonList"] == {"tags": {"$nin": ["a,b", "c"]}}
+    assert got["blankRows"] is None
+    assert got["noValue"] == 'error: The filter on "year" needs a value.'
+    assert got["noField"].startswith("error: A filter row has a value but no field")
+    assert got["back"] == [{"field": "genre", "op": "$in", "value": "drama, 7"},
+                           {"field": "year", "op": "$gte", "value": "2020"},
+                           {"field": "draft", "op": "$eq", "value": "false"}]
+    assert got["implicit"] == [{"field": "genre", "op": "$eq", "value": "drama"},
+                               {"field": "year", "op": "$lt", "value": "2000"},
+                               {"field": "year", "op": "$gt", "value": "1990"}]
+    assert got["notRows"] == [None, None, None]
+
+
 def test_feedback_is_recorded_and_a_result_opens_its_source(served: Served, page: Any, shot: Any,
                                                             client: httpx.Client) -> None:
     open_page(page, served, "#/search")
