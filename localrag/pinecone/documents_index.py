@@ -33,7 +33,7 @@ from localrag.pinecone.documents_schema import (
 from localrag.pinecone.documents_search import parse_clauses, score
 from localrag.pinecone.documents_space import DocSpace, compile_document_filter
 from localrag.pinecone.documents_text import analyzer
-from localrag.pinecone.local import decode_token, encode_token, namespace_page
+from localrag.pinecone.local import FilterCache, decode_token, encode_token, namespace_page
 from localrag.pinecone.models import DEFAULT_NAMESPACE_ALIAS
 from localrag.pinecone.store import IndexConfig, RecordStore
 from localrag.rwlock import ReadWriteLock
@@ -83,6 +83,7 @@ class DocumentIndex:
         self._rw = ReadWriteLock()
         self._write = threading.Lock()
         self._spaces: dict[str, DocSpace] = {}
+        self._filters: FilterCache[list[int]] = FilterCache()
         for name in store.namespaces():
             self._space(name)
         for row in store.rows(None):
@@ -308,7 +309,8 @@ class DocumentIndex:
             space = self._spaces.get(namespace)
             if space is None:
                 return dm.SearchDocumentsResponse([], namespace or DEFAULT_NAMESPACE_ALIAS, dm.Usage(1, tokens))
-            allowed = None if predicate is None else space.matching(predicate)
+            allowed = None if predicate is None else self._filters.get(
+                (namespace, space.version, args.get("filter")), lambda: space.matching(predicate))
             ranked = score(space, clauses, top_k, allowed, embed_query, self._sparse.query)
             matches = [dm.Document({**self._project(space, slot, names, everything), "_score": value})
                        for slot, value in ranked]

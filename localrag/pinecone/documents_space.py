@@ -19,7 +19,7 @@ from localrag.errors import InvalidInputError
 from localrag.filters import compile_filter
 from localrag.pinecone.documents_schema import DocumentSchema
 from localrag.pinecone.documents_text import FieldIndex, analyzer
-from localrag.pinecone.space import Space
+from localrag.pinecone.space import VERSIONS, Space
 from localrag.pinecone.wire import Sparse
 
 TEXT_MATCH = ("$match_phrase", "$match_all", "$match_any")
@@ -47,6 +47,7 @@ class DocSpace:
         # Dense vectors travel as one float32 blob (the store's vector column): declared fields in
         # schema order, then the embedded one. Documents in memory keep none of them; the Spaces do.
         self.layout = [(name, int(space.dimension or 0)) for name, space in self.dense.items()]
+        self.version = next(VERSIONS)  # changes on every write, never repeats: keys filter caches
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -60,6 +61,7 @@ class DocSpace:
             self.docs.append(None)
         self.docs[slot] = doc
         self.slot_of[doc_id] = slot
+        self.version = next(VERSIONS)
         for name, index in self.text.items():
             if isinstance(doc.get(name), str):
                 index.add(slot, doc[name])
@@ -95,6 +97,7 @@ class DocSpace:
             space.remove(doc_id)
         self.docs[slot] = None
         self._free.append(slot)
+        self.version = next(VERSIONS)
         return True
 
     def doc(self, slot: int) -> dict[str, Any]:

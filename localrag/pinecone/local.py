@@ -16,8 +16,8 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,30 @@ log = logging.getLogger(__name__)
 METRICS = ("cosine", "dotproduct", "euclidean")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 _FILTER_CACHE = 32
+T = TypeVar("T")
+
+
+class FilterCache(Generic[T]):
+    """The last few filters' results per (namespace, version): a write bumps the version, so an
+    entry is never stale, and repeated filtered queries skip evaluating the filter per record."""
+
+    def __init__(self, size: int = _FILTER_CACHE) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[str, int, str], T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, Any], compute: Callable[[], T]) -> T:
+        namespace, version, flt = key
+        full = (namespace, version, json.dumps(flt, sort_keys=True))
+        with self._lock:
+            cached = self._entries.get(full)
+        if cached is None:
+            cached = compute()
+            with self._lock:
+                self._entries[full] = cached
+                while len(self._entries) > self._size:
+                    self._entries.popitem(last=False)
+        return cached
 
 
 def encode_token(last_id: str) -> str:
@@ -65,8 +89,7 @@ class LocalIndex:
         self._write = threading.Lock()
         self._spaces: dict[str, Space] = {}
         self._schemas: dict[str, dict[str, Any] | None] = store.namespaces()
-        self._filters: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
-        self._filters_lock = threading.Lock()
+        self._filters: FilterCache[np.ndarray] = FilterCache()
         for name in self._schemas:
             self._spaces[name] = self._new_space()
         for row in store.rows(config.dimension):
@@ -100,16 +123,7 @@ class LocalIndex:
     def _allow(self, namespace: str, space: Space, flt: dict[str, Any] | None) -> np.ndarray:
         if not flt:
             return space.mask(None)
-        key = (namespace, space.version, json.dumps(flt, sort_keys=True))
-        with self._filters_lock:
-            cached = self._filters.get(key)
-        if cached is None:
-            cached = space.mask(compile_filter(flt))
-            with self._filters_lock:
-                self._filters[key] = cached
-                while len(self._filters) > _FILTER_CACHE:
-                    self._filters.popitem(last=False)
-        return cached
+        return self._filters.get((namespace, space.version, flt), lambda: space.mask(compile_filter(flt)))
 
     # -- writes --------------------------------------------------------------------------
     def upsert(self, request: wire.UpsertRequest) -> m.UpsertResponse:

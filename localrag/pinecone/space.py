@@ -12,6 +12,7 @@ distance (lower is better); sparse and hybrid queries add the sparse dot product
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 from localrag.pinecone.wire import Sparse
 
 _MIN_CAPACITY = 64
+VERSIONS = itertools.count(1)
 
 
 class Space:
@@ -37,7 +39,9 @@ class Space:
         self._has_dense = np.zeros(0, dtype=bool)
         self._live = np.zeros(0, dtype=bool)
         self._sparse_cache: tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.float32]] | None = None
-        self.version = 0  # bumped on every change; keys filter caches
+        # Changes on every write and never repeats, even across a cleared or recreated namespace:
+        # it keys filter caches, so a reused number could serve another content's mask.
+        self.version = next(VERSIONS)
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -61,7 +65,7 @@ class Space:
             self._has_dense[slot] = True
         else:
             self._has_dense[slot] = False
-        self.version += 1
+        self.version = next(VERSIONS)
 
     def remove(self, record_id: str) -> bool:
         slot = self.slot_of.pop(record_id, None)
@@ -75,7 +79,7 @@ class Space:
         self.sparse[slot] = None
         self._has_dense[slot] = False
         self._free.append(slot)
-        self.version += 1
+        self.version = next(VERSIONS)
         return True
 
     def clear(self) -> None:

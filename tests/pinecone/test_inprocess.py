@@ -89,3 +89,24 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
         pc.configure_index("keep", deletion_protection="disabled")
         pc.delete_index("keep")
         assert not pc.has_index("keep") and pc.list_indexes().names() == []
+
+
+def test_a_cleared_namespace_never_reuses_a_cached_filter(tmp_path: Path) -> None:
+    """Filter results are cached per namespace version; emptying a namespace must not restart the count."""
+    with Pinecone(path=tmp_path) as pc:
+        pc.create_index(name="cache", dimension=2, metric="dotproduct")
+        index = pc.Index("cache")
+        flt = {"genre": {"$eq": "a"}}
+        index.upsert(vectors=[("x", [1.0, 0.0], {"genre": "a"})])
+        assert [m.id for m in index.query(vector=[1.0, 0.0], top_k=5, filter=flt).matches] == ["x"]
+        index.delete(delete_all=True)
+        index.upsert(vectors=[("y", [1.0, 0.0], {"genre": "b"})])  # the same slot, the same count of writes
+        assert index.query(vector=[1.0, 0.0], top_k=5, filter=flt).matches == []
+        pc.indexes.create(name="dcache", schema={"fields": {"t": {"type": "string", "full_text_search": {}}}})
+        docs = pc.index(name="dcache").documents
+        clause = [{"type": "text", "query": "word", "fields": ["t"]}]
+        docs.upsert(namespace="n", documents=[{"_id": "x", "t": "word", "genre": "a"}])
+        assert [m.id for m in docs.search(namespace="n", top_k=5, score_by=clause, filter=flt).matches] == ["x"]
+        docs.delete(namespace="n", delete_all=True)
+        docs.upsert(namespace="n", documents=[{"_id": "y", "t": "word", "genre": "b"}])
+        assert docs.search(namespace="n", top_k=5, score_by=clause, filter=flt).matches == []
