@@ -192,7 +192,7 @@ def test_errors_keep_each_api_s_shape_and_405_lists_every_method(served: tuple[h
     assert r.headers["Allow"] == "GET, POST"
     r = client.post("/v1/documents/some-id")
     rag_error(r, 405)
-    assert r.headers["Allow"] == "DELETE"
+    assert r.headers["Allow"] == "DELETE, GET"
     rag_error(client.get("/v1/nothing-here"), 404)
     r = client.post("/indexes/abc", headers=PINECONE)
     assert r.status_code == 405 and r.headers["Allow"] == "DELETE, GET, PATCH", r.text
