@@ -203,6 +203,13 @@ def test_dashboard_charts_move_after_a_burst(served: Served, page: Any, shot: An
     points = client.get("/v1/dashboard", params={"since": last_t}).json()["points"]
     assert sum(p["requests"] for p in points) >= 50
     assert "keyword" in chart_points(page, "search")  # a line per search stage
+    p95 = chart_points(page, "search")["keyword"]
+    page.select_option("#dash-quantile", "p50")  # the stage charts switch to the median
+    assert page.inner_text('[data-chart="search"] figcaption') == "Search stages, p50"
+    p50 = chart_points(page, "search")["keyword"]
+    high = {t: v for t, v in p95 if v is not None}  # matched by time: new points may arrive in between
+    assert all(v <= high[t] for t, v in p50 if v is not None and t in high)
+    assert any(a[1] is not None for a in p50)
     labels = page.eval_on_selector_all('[data-chart] svg', "svgs => svgs.map(s => s.getAttribute('aria-label'))")
     assert len(labels) == 8 and labels[0].startswith("Requests per second: requests/s ")  # charts are named
 

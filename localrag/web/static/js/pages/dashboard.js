@@ -28,6 +28,7 @@ export async function mount(root, ctx) {
   let timer = null;
   let points = [];
   let interval = 2;
+  let quantile = 'p95';  // which latency the stage charts draw; the request chart draws both
 
   const charts = {
     rps: lineChart({id: 'rps', title: 'Requests per second', format: perSecond}),
@@ -39,6 +40,15 @@ export async function mount(root, ctx) {
     tokens: lineChart({id: 'tokens', title: 'LLM tokens per second', format: perSecond}),
     ingest: lineChart({id: 'ingest', title: 'Ingest, chunks per second', format: perSecond}),
   };
+  const pick = h('select', {id: 'dash-quantile', onchange: () => {
+    quantile = pick.value;
+    for (const c of [charts.search, charts.answer]) {
+      const caption = c.el.querySelector('figcaption');
+      caption.textContent = caption.textContent.replace(/p\d\d$/, quantile);
+    }
+    render(lastData);
+  }}, h('option', {value: 'p95'}, 'p95'), h('option', {value: 'p50'}, 'p50 (median)'));
+  let lastData = {};
   const banner = h('div', {class: 'notice warn dash-alerts', role: 'alert', hidden: true});
   const status = h('p', {class: 'muted small dash-status', 'aria-live': 'off'}, 'Waiting for the first figures…');
   const nsBody = h('tbody', {});
@@ -51,18 +61,20 @@ export async function mount(root, ctx) {
   const error = h('div', {class: 'notice error', role: 'alert', hidden: true});
 
   clear(root);
-  root.append(h('header', {class: 'dash-head'}, h('h1', {}, 'Dashboard'), status), banner, error,
+  root.append(h('header', {class: 'dash-head'}, h('h1', {}, 'Dashboard'),
+    h('label', {class: 'dash-quantile'}, 'Stage latency ', pick), status), banner, error,
     h('div', {class: 'dash-grid'}, ...Object.values(charts).map((c) => c.el)), nsTable);
 
   function render(data) {
+    lastData = data;
     const cut = points.length - MAX_POINTS;
     if (cut > 0) points = points.slice(cut);
     charts.rps.update([series(points, 'requests/s', (p) => p.rps)]);
     charts.errors.update([series(points, 'errors', (p) => (p.requests ? p.error_rate : null))]);
     charts.http.update([series(points, 'p50', (p) => p.latency_ms.http?.p50),
       series(points, 'p95', (p) => p.latency_ms.http?.p95)]);
-    charts.search.update(stagesOf(points, 'search.').map((s) => series(points, s.slice(7), (p) => p.latency_ms[s]?.p95)));
-    charts.answer.update(stagesOf(points, 'answer.').map((s) => series(points, s.slice(7), (p) => p.latency_ms[s]?.p95)));
+    charts.search.update(stagesOf(points, 'search.').map((s) => series(points, s.slice(7), (p) => p.latency_ms[s]?.[quantile])));
+    charts.answer.update(stagesOf(points, 'answer.').map((s) => series(points, s.slice(7), (p) => p.latency_ms[s]?.[quantile])));
     const caches = [...new Set(points.flatMap((p) => Object.keys(p.cache_hit_rate)))].sort();
     charts.cache.update(caches.map((c) => series(points, c, (p) => p.cache_hit_rate[c])));
     charts.tokens.update([series(points, 'in (prompt)', (p) => p.tokens_in), series(points, 'out (completion)', (p) => p.tokens_out)]);
