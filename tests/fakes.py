@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
+
+from localrag.generate.base import approx_tokens, collect
+from localrag.types import Completion, Prompt
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -53,3 +57,38 @@ class HashingEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.embed_documents(texts)
+
+
+class Scripted:
+    """Streams a fixed reply (or a reply chosen by a function of the prompt), piece by piece."""
+
+    name = "scripted"
+    model = "scripted-1"
+
+    def __init__(self, reply: str | Any, fail: list[BaseException] | None = None,
+                 logprob: float | None = None) -> None:
+        self.reply = reply
+        self.fail = list(fail or [])
+        self.logprob = logprob
+        self.prompts: list[Prompt] = []
+
+    @property
+    def context_window(self) -> int:
+        return 4096
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
+
+    def generate(self, prompt: Prompt, *, max_tokens: int, temperature: float = 0.0,
+                 stop: Sequence[str] = ()) -> Completion:
+        return collect(self.stream(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop))
+
+    def stream(self, prompt: Prompt, *, max_tokens: int, temperature: float = 0.0,
+               stop: Sequence[str] = ()) -> Iterator[str | Completion]:
+        self.prompts.append(prompt)
+        if self.fail:
+            raise self.fail.pop(0)
+        text = self.reply(prompt) if callable(self.reply) else self.reply
+        for i in range(0, len(text), 3):
+            yield text[i : i + 3]
+        yield Completion(text, 100, 10, self.model, "stop", self.name, mean_logprob=self.logprob)

@@ -10,15 +10,16 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from fakes import Scripted
 
 from localrag.engine import LocalRAG
 from localrag.errors import ConfigError, ModelNotFoundError
-from localrag.generate.base import GenerationError, GenerationTimeoutError, approx_tokens, collect
+from localrag.generate.base import GenerationError, GenerationTimeoutError
 from localrag.generate.chain import FallbackGenerator
 from localrag.generate.extractive import ExtractiveGenerator
 from localrag.generate.factory import build_generator
@@ -33,41 +34,6 @@ BEES = Document(
 )
 TIDES = Document("tides", "Tides rise and fall twice a day because the moon pulls on the oceans.",
                  source="/corpus/tides.md", title="Tides")
-
-
-class Scripted:
-    """Streams a fixed reply (or a reply chosen by a function of the prompt), piece by piece."""
-
-    name = "scripted"
-    model = "scripted-1"
-
-    def __init__(self, reply: str | Any, fail: list[BaseException] | None = None,
-                 logprob: float | None = None) -> None:
-        self.reply = reply
-        self.fail = list(fail or [])
-        self.logprob = logprob
-        self.prompts: list[Prompt] = []
-
-    @property
-    def context_window(self) -> int:
-        return 4096
-
-    def count_tokens(self, text: str) -> int:
-        return approx_tokens(text)
-
-    def generate(self, prompt: Prompt, *, max_tokens: int, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> Completion:
-        return collect(self.stream(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop))
-
-    def stream(self, prompt: Prompt, *, max_tokens: int, temperature: float = 0.0,
-               stop: Sequence[str] = ()) -> Iterator[str | Completion]:
-        self.prompts.append(prompt)
-        if self.fail:
-            raise self.fail.pop(0)
-        text = self.reply(prompt) if callable(self.reply) else self.reply
-        for i in range(0, len(text), 3):
-            yield text[i : i + 3]
-        yield Completion(text, 100, 10, self.model, "stop", self.name, mean_logprob=self.logprob)
 
 
 @pytest.fixture

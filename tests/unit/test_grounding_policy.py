@@ -6,18 +6,18 @@ pipeline's layer; the real model's judgements are tested in tests/integration/te
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import fakes
 import pytest
 
 from localrag.answer.context import Context, ContextSource
 from localrag.answer.format import answer_dict, format_claims
 from localrag.answer.grounding import apply_policy, ground
 from localrag.engine import LocalRAG
-from localrag.generate.base import approx_tokens, collect
 from localrag.generate.prompts import DEFAULT_ABSTAIN
-from localrag.types import Claim, Completion, Document, Prompt
+from localrag.types import Claim, Document
 
 BRIDGE = Document("bridge", "The Golden Gate Bridge opened to traffic in 1937. Its chief engineer was Joseph Strauss.",
                   title="Bridge")
@@ -26,28 +26,8 @@ OLD = Document("old", "The Harbor Museum opened to the public in 1931.", metadat
 NEW = Document("new", "The Harbor Museum opened to the public in 1934.", metadata={"date": "2021-01-01"})
 
 
-class Scripted:
+class Scripted(fakes.Scripted):
     name = "llamacpp"  # the claim judge runs only on answers written by the llama.cpp provider
-    model = "scripted-1"
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-
-    @property
-    def context_window(self) -> int:
-        return 4096
-
-    def count_tokens(self, text: str) -> int:
-        return approx_tokens(text)
-
-    def generate(self, prompt: Prompt, *, max_tokens: int, temperature: float = 0.0,
-                 stop: Sequence[str] = ()) -> Completion:
-        return collect(self.stream(prompt, max_tokens=max_tokens, temperature=temperature, stop=stop))
-
-    def stream(self, prompt: Prompt, *, max_tokens: int, temperature: float = 0.0,
-               stop: Sequence[str] = ()) -> Iterator[str | Completion]:
-        yield self.reply
-        yield Completion(self.reply, 10, 5, self.model, "stop", self.name)
 
 
 class Judge:
