@@ -5,8 +5,12 @@ The question's type says what kind of fact it wants: a number ("how many", "how 
 auxiliary verb). In each passage, the sentence sharing most of the question's content words (at
 least ``min_overlap`` of them) is where the passage answers it; the values of the wanted kind in
 that sentence, less those the question itself names, are the passage's answer (yes/no: whether the
-sentence is negated). Two passages of different documents whose values have nothing in common
-disagree. Passages that share a value agree and are not flagged.
+sentence is negated). Two passages of different documents disagree when their values have nothing
+in common while their sentences otherwise say the same thing (``min_agreement`` of the shorter one's
+other words shared). Passages that share a value agree and are not flagged. The bars were set on
+SQuAD questions whose context is the five paragraphs of their article closest to them (other years
+and names near the topic, no real conflict): the first version, which only asked half the question's
+words, flagged 33% of 300 such questions; these bars flag 0.7%.
 
 Precedence (``answer.conflict_precedence``): ``"date"`` prefers the side whose document has the
 newest metadata date (``answer.conflict_date_field``, ISO 8601), ``"priority"`` the side with the
@@ -76,34 +80,43 @@ def find_conflicts(
     *,
     precedence: str = "",
     date_field: str = "date",
-    min_overlap: float = 0.5,
+    min_overlap: float = 0.75,
+    min_agreement: float = 0.4,
+    max_values: int = 2,
 ) -> tuple[Conflict, ...]:
     """The disagreement among ``context``'s passages on what ``question`` asks, if any (at most one:
-    the question asks one thing). ``metadata`` maps doc_id → document metadata, for precedence."""
+    the question asks one thing). ``metadata`` maps doc_id → document metadata, for precedence.
+
+    Two passages disagree only when they say the same thing but the value: each one's sentence holds
+    ``min_overlap`` of the question's content words and at most ``max_values`` values, and the two
+    sentences share ``min_agreement`` of the shorter one's other words. Passages of one article that
+    merely mention other years or names near the topic are not a conflict."""
     kind = question_kind(question)
     if kind is None or len(context.sources) < 2:
         return ()
     asked = terms(question)
     if not asked:
         return ()
-    answers: list[tuple[int, str, set[str]]] = []  # (number, doc_id, values)
+    answers: list[tuple[int, str, set[str], set[str]]] = []  # (number, doc_id, values, other words)
     for source in context.sources:
         start, end, _ = best_sentence(source.text, question)
         sentence = source.text[start:end]
-        if len(asked & terms(sentence)) / len(asked) < min_overlap:
+        words = terms(sentence)
+        if len(asked & words) / len(asked) < min_overlap:
             continue  # this passage does not speak of what was asked
         found = values(sentence, kind, question)
-        if found:
-            answers.append((source.number, source.doc_id, found))
+        if found and len(found) <= max_values:
+            answers.append((source.number, source.doc_id, found, words - terms(" ".join(found))))
     disagreeing = {
-        i for i, (_, doc_a, a) in enumerate(answers) for j, (_, doc_b, b) in enumerate(answers)
+        i for i, (_, doc_a, a, words_a) in enumerate(answers) for j, (_, doc_b, b, words_b) in enumerate(answers)
         if i != j and doc_a != doc_b and not a & b
+        and len(words_a & words_b) >= min_agreement * min(len(words_a), len(words_b))
     }
     if not disagreeing:
         return ()
     metadata = metadata or {}
-    sides = [ConflictSide(number, _value(found, kind), doc_id) for i, (number, doc_id, found) in enumerate(answers)
-             if i in disagreeing]
+    sides = [ConflictSide(number, _value(found, kind), doc_id)
+             for i, (number, doc_id, found, _) in enumerate(answers) if i in disagreeing]
     sides = _with_precedence(sides, metadata, precedence, date_field)
     return (Conflict(topic=question.strip(), kind=kind, sides=tuple(sides)),)
 

@@ -43,6 +43,11 @@ def test_agreeing_or_silent_documents_are_not_flagged() -> None:
     # a passage that does not speak of what was asked gives no side
     silent = context(("a", "The museum opened to the public in 1934."), ("b", "The harbour froze over in 1931."))
     assert find_conflicts("When did the museum open to the public?", silent) == ()
+    # a passage near the topic that mentions another year says something else: not the other side
+    nearby = context(("a", "The Harbor Museum opened to the public in 1934 after a long delay."),
+                     ("b", "The museum's new wing, paid for by the city council, was finished in 1958 after "
+                           "a long public debate about the museum."))
+    assert find_conflicts("When did the Harbor Museum open to the public?", nearby) == ()
     # one document cannot disagree with itself
     same = context(("a", "The museum opened to the public in 1931."), ("a", "The museum opened to the public in 1934."))
     assert find_conflicts("When did the museum open to the public?", same) == ()
