@@ -211,7 +211,7 @@ class LearnSettings:
     feedback: bool = True  # votes adjust the next search's ranking (only near queries that have votes)
     weight: float = 0.3  # the most a hit can move, as a share of its result list's score spread
     prior: float = 2.0  # pseudo-votes that shrink the evidence: one vote moves a hit weight/(1+prior)
-    similarity: float = 0.85  # query-embedding cosine at or above which a vote counts (docs/DESIGN.md)
+    similarity: float = 0.8  # query-embedding cosine at or above which a vote counts (docs/DESIGN.md)
     half_life_days: float = 90.0  # a vote's weight halves every this many days; 0: no decay
     max_per_source: float = 3.0  # one voter (API key or address) counts for at most this many votes a chunk
     depth: int = 50  # how many hits are re-ordered when votes apply (then cut to k)

@@ -6,10 +6,11 @@ its age (``half_life_days``). Per chunk, the weighted votes become evidence in [
 
     evidence = (up - down) / (up + down + prior)
 
-so one vote moves a hit by at most ``weight / (1 + prior)`` of its list's score spread, agreeing
-votes accumulate towards ``weight``, conflicting ones cancel, and a voter (API key or client
-address) counts for at most ``max_per_source`` votes on one chunk. The adjustment is added to the
-hits' scores after fusion and reranking, and each adjusted hit reports it as ``scores["feedback"]``.
+(a Beta-style mean shrunk by ``prior`` pseudo-votes), so one vote moves a hit by at most
+``weight / (1 + prior)`` of its list's score spread, agreeing votes accumulate towards ``weight``,
+conflicting ones cancel, and a voter (API key or client address) counts for at most
+``max_per_source`` votes on one chunk. The adjustment is added to the hits' scores after fusion
+and reranking, and each adjusted hit reports it as ``scores["feedback"]``.
 """
 
 from __future__ import annotations

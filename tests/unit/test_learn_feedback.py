@@ -98,6 +98,19 @@ def test_conflicting_votes_cancel(rag: LocalRAG) -> None:
     assert all(h.scores.get("feedback", 0.0) == 0.0 for h in after)
 
 
+def test_split_votes_count_by_their_net(rag: LocalRAG) -> None:
+    before = rag.search(QUERY, k=len(DOCS))
+    spread = before[0].score - before[-1].score
+    chunk = before[-1].chunk_id
+    for voter, relevant in (("v1", True), ("v2", True), ("v3", False)):
+        rag.feedback(QUERY, chunk, relevant, source=voter)
+    split = next(h for h in rag.search(QUERY, k=len(DOCS)) if h.chunk_id == chunk).scores["feedback"]
+    s = rag.settings.learn
+    # net 1 of 3 votes, shrunk by all three and the prior
+    assert split == pytest.approx(s.weight * 1 / (3 + s.prior) * spread, rel=1e-4)
+    assert 0 < split < s.weight / (1 + s.prior) * spread  # less than one lone vote
+
+
 def test_one_voter_counts_for_at_most_max_per_source(rag: LocalRAG) -> None:
     target = rag.search(QUERY, k=len(DOCS))[-1].doc_id
     chunk = next(h.chunk_id for h in rag.search(QUERY, k=len(DOCS)) if h.doc_id == target)
