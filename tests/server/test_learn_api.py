@@ -96,3 +96,15 @@ def test_search_ask_and_stream_take_a_strategy_and_report_it(tmp_path: Path, rea
                     elif line.startswith("data: ") and event == "answer":
                         finals.append(json.loads(line[6:]))
             assert len(finals) == 1 and finals[0]["strategy"] == "decompose"
+
+
+def test_a_vote_makes_cached_answers_unreachable(tmp_path: Path, real_embedder: Any) -> None:
+    from localrag.server.context import ServerContext
+
+    with LocalRAG(tmp_path / "data", settings=settings(), embedder=real_embedder) as rag:
+        rag.add(SAMPLE_DIR, exclude=["LICENSE.txt"])
+        ctx = ServerContext(rag, rag.settings.server, ())
+        key = ctx.answer_key(QUERY, {"k": 2})
+        assert ctx.answer_key(QUERY, {"k": 2}) == key
+        rag.feedback(QUERY, rag.search(QUERY, k=1)[0].chunk_id, False)
+        assert ctx.answer_key(QUERY, {"k": 2}) != key
