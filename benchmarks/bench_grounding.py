@@ -153,6 +153,8 @@ def _ask_latency(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[s
         "generate": {"model": args.model, "threads": args.threads, "providers": "llamacpp", "max_tokens": 96},
         "answer": {"k": 3}})
     grounding, generate, total, claims = [], [], [], []
+    statuses: collections.Counter[str] = collections.Counter()
+    gold_in_flagged = 0
     with tempfile.TemporaryDirectory() as tmp, LocalRAG(Path(tmp) / "data", settings=settings) as rag:
         rag.add([Document(r["corpus_id"], r["passage"]) for r in {r["corpus_id"]: r for r in rows}.values()])
         rag.ask(picked[0]["question"])  # load the model outside the figures
@@ -164,8 +166,13 @@ def _ask_latency(rows: list[dict[str, Any]], args: argparse.Namespace) -> dict[s
             generate.append(answer.timings["generate"])
             total.append(answer.timings["total"])
             claims.append(len(answer.claims))
+            statuses.update(c.status for c in answer.claims)
+            # a flagged claim holding the gold answer is likely a false flag (the set's answer sentence has it)
+            gold_in_flagged += sum(c.status != "supported" and row["answer"].lower() in c.text.lower()
+                                   for c in answer.claims)
     return {"answers": len(total), "abstained": len(picked) - len(total),
             "claims_per_answer": round(statistics.mean(claims), 2) if claims else None,
+            "claim_statuses": dict(statuses), "flagged_claims_holding_the_gold_answer": gold_in_flagged,
             "grounding_ms_mean": round(statistics.mean(grounding), 1) if grounding else None,
             "grounding_ms_p50": round(statistics.median(grounding), 1) if grounding else None,
             "generate_ms_mean": round(statistics.mean(generate), 1) if generate else None,

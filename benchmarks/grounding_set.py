@@ -121,7 +121,7 @@ def cases(pairs: int, seed: int = 0, data: Path = DATA) -> Iterator[dict[str, An
         article = cid.split("_")[0]
         other_cid = rng.choice(by_article[rng.choice([a for a in articles if a != article])])
         other = corpus[other_cid]
-        base = {"passage": passage, "question": item["question"], "corpus_id": cid}
+        base = {"passage": passage, "question": item["question"], "answer": answer, "corpus_id": cid}
         out: list[tuple[str, str, str]] = []
         if rng.random() < 0.5:
             out.append(("true_sentence", sentence, "supported"))
