@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 from localrag.errors import InvalidInputError, LocalRagError
 from localrag.pinecone import models as m
 from localrag.pinecone import wire
+from localrag.pinecone.ann import AnnSettings
 from localrag.pinecone.control import LocalPinecone
+from localrag.pinecone.deployment import deployment_of, legacy_spec
 from localrag.pinecone.documents_client import Documents, Indexes
 from localrag.pinecone.documents_embed import EmbedderSource
 from localrag.pinecone.documents_index import DocumentIndex
@@ -59,18 +61,10 @@ def _call(fn: Callable[[], T]) -> T:
 
 
 def index_model(config: IndexConfig, host: str) -> m.IndexModel:
+    deployment = config.deployment or {"deployment_type": "managed", "cloud": config.cloud, "region": config.region}
     return m.IndexModel(config.name, config.dimension, config.metric, host, config.vector_type,
-                        config.deletion_protection, config.tags, m.IndexStatus(),
-                        {"serverless": {"cloud": config.cloud, "region": config.region}}, config.schema)
-
-
-def _spec_placement(spec: Any) -> tuple[str, str]:
-    if spec is None:
-        return "aws", "us-east-1"
-    if isinstance(spec, Mapping):
-        inner = spec.get("serverless") or spec
-        return str(inner.get("cloud", "aws")), str(inner.get("region", "us-east-1"))
-    return str(getattr(spec, "cloud", "aws")), str(getattr(spec, "region", "us-east-1"))
+                        config.deletion_protection, dict(config.tags) if config.tags else None, m.IndexStatus(),
+                        legacy_spec(deployment), config.schema, dict(deployment))
 
 
 def _enum(value: Any) -> Any:
@@ -83,13 +77,14 @@ class Pinecone:
     ``path`` is a localrag data directory (default $LOCALRAG_DATA or ./localrag-data), the
     same one ``localrag serve --data`` serves, so data written here is served there.
     ``embedder`` (a localrag extension) serves document indexes' ``embed`` fields; by default
-    the data directory's configured embedder, loaded on first use.
+    the data directory's configured embedder, loaded on first use. ``ann`` (also an extension)
+    sets when legacy dense queries use ANN candidates (``localrag.pinecone.ann.AnnSettings``).
     """
 
     def __init__(self, api_key: str | None = None, *, path: str | Path | None = None,
-                 embedder: EmbedderSource | None = None, **_: Any) -> None:
+                 embedder: EmbedderSource | None = None, ann: AnnSettings | None = None, **_: Any) -> None:
         self.path = Path(path or os.environ.get(DEFAULT_PATH_ENV, DEFAULT_PATH))
-        self._local = LocalPinecone(self.path / SUBDIR, embedder)
+        self._local = LocalPinecone(self.path / SUBDIR, embedder, ann)
 
     def __enter__(self) -> Pinecone:
         return self
@@ -105,10 +100,9 @@ class Pinecone:
     def create_index(self, name: str, spec: Any = None, dimension: int | None = None, metric: Any = None,
                      timeout: int | None = None, deletion_protection: Any = None, vector_type: Any = None,
                      tags: Mapping[str, str] | None = None, **_: Any) -> m.IndexModel:
-        cloud, region = _spec_placement(spec)
         config = self._local.create_index(name, dimension, _enum(metric), _enum(vector_type) or "dense",
                                           _enum(deletion_protection) or "disabled",
-                                          dict(tags) if tags else None, cloud, region)
+                                          dict(tags) if tags else None, deployment=deployment_of(spec))
         return index_model(config, LOCAL_HOST_SCHEME + name)
 
     @property
@@ -119,9 +113,8 @@ class Pinecone:
     @_api(control_plane=True)
     def _create_document_index(self, name: str, schema: Mapping[str, Any], placement: Any,
                                deletion_protection: Any, tags: Mapping[str, str] | None) -> m.IndexModel:
-        cloud, region = _spec_placement(placement)
         config = self._local.create_document_index(name, dict(schema), _enum(deletion_protection) or "disabled",
-                                                   dict(tags) if tags else None, cloud, region)
+                                                   dict(tags) if tags else None, deployment=deployment_of(placement))
         return index_model(config, LOCAL_HOST_SCHEME + name)
 
     @_api(control_plane=True)

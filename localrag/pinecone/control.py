@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from localrag.errors import ConflictError, InvalidInputError, NotFoundError
 from localrag.pinecone import wire
+from localrag.pinecone.ann import AnnSettings
+from localrag.pinecone.deployment import deployment_of
 from localrag.pinecone.errors import DeletionProtectedError
 from localrag.pinecone.local import _NAME, METRICS, LocalIndex
 from localrag.pinecone.store import Catalog, IndexConfig, RecordStore
@@ -30,9 +32,11 @@ log = logging.getLogger(__name__)
 class LocalPinecone:
     """The control plane: the indexes under one data directory (one writer process at a time)."""
 
-    def __init__(self, root: str | Path, embedder: EmbedderSource | None = None) -> None:
+    def __init__(self, root: str | Path, embedder: EmbedderSource | None = None,
+                 ann: AnnSettings | None = None) -> None:
         self.root = Path(root)
         self._embedder = embedder
+        self.ann = ann
         self.catalog = Catalog(self.root)
         self._writer = WriterLock(self.root)
         self._writer.acquire()
@@ -65,7 +69,7 @@ class LocalPinecone:
 
     def create_index(self, name: Any, dimension: Any, metric: Any, vector_type: Any = "dense",
                      deletion_protection: Any = "disabled", tags: Any = None, cloud: str = "aws",
-                     region: str = "us-east-1") -> IndexConfig:
+                     region: str = "us-east-1", deployment: dict[str, Any] | None = None) -> IndexConfig:
         self._check_common(name, deletion_protection, tags)
         vector_type = vector_type or "dense"
         if vector_type not in ("dense", "sparse"):
@@ -84,14 +88,16 @@ class LocalPinecone:
             metric = metric or "cosine"
         if metric not in METRICS:
             raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        cloud, region, deployment = _placement(cloud, region, deployment)
         config = IndexConfig(name, dimension, metric, vector_type, deletion_protection or "disabled",
-                             tags or None, cloud, region)
-        self._register(config, lambda store: LocalIndex(config, store))
+                             tags or None, cloud, region, deployment=deployment)
+        self._register(config, lambda store: LocalIndex(config, store, self.ann))
         log.info("created index %s (%s, %s, dim %s)", name, vector_type, metric, dimension)
         return config
 
     def create_document_index(self, name: Any, schema: Any, deletion_protection: Any = "disabled", tags: Any = None,
-                              cloud: str = "aws", region: str = "us-east-1") -> IndexConfig:
+                              cloud: str = "aws", region: str = "us-east-1",
+                              deployment: dict[str, Any] | None = None) -> IndexConfig:
         """A document index from a 2026-07 schema (full-text, vector and embedded fields)."""
         from localrag.pinecone.documents_index import DocumentIndex
         from localrag.pinecone.documents_schema import parse_schema
@@ -101,8 +107,9 @@ class LocalPinecone:
         declares_embed = any(isinstance(f, dict) and f.get("embed") is not None
                              for f in (schema.get("fields") or {}).values()) if isinstance(schema, dict) else False
         parsed = parse_schema(schema, embedder.dim if declares_embed else None)
+        cloud, region, deployment = _placement(cloud, region, deployment)
         config = IndexConfig(name, None, "cosine", "document", deletion_protection or "disabled", tags or None,
-                             cloud, region, schema=parsed.to_wire())
+                             cloud, region, schema=parsed.to_wire(), deployment=deployment)
         self._register(config, lambda store: DocumentIndex(config, store, embedder))
         log.info("created document index %s (%d fields)", name, len(parsed.fields))
         return config
@@ -129,7 +136,7 @@ class LocalPinecone:
 
                     opened = DocumentIndex(config, RecordStore(folder), self.embedder())
                 else:
-                    opened = LocalIndex(config, RecordStore(folder))
+                    opened = LocalIndex(config, RecordStore(folder), self.ann)
                 self._open[name] = opened
             return opened
 
@@ -174,3 +181,10 @@ class LocalPinecone:
             config.tags = {k: v for k, v in merged.items() if v != ""} or None
         config.save(self.catalog.folder(name))
         return config
+
+
+def _placement(cloud: str, region: str, deployment: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
+    """cloud, region and the normalised deployment, which wins when given (a pod or byoc one has no cloud)."""
+    resolved = deployment_of(deployment if deployment is not None else {"serverless": {"cloud": cloud,
+                                                                                        "region": region}})
+    return str(resolved.get("cloud", cloud)), str(resolved.get("region", region)), resolved

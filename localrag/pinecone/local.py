@@ -25,6 +25,7 @@ from localrag.errors import ConflictError, DimensionMismatchError, InvalidInputE
 from localrag.filters import compile_filter
 from localrag.pinecone import models as m
 from localrag.pinecone import wire
+from localrag.pinecone.ann import AnnSettings
 from localrag.pinecone.space import Space
 from localrag.pinecone.store import IndexConfig, RecordStore
 from localrag.rwlock import ReadWriteLock
@@ -82,8 +83,9 @@ def decode_token(token: str | None) -> str | None:
 class LocalIndex:
     """One index: readers run concurrently, a write excludes them only while memory is updated."""
 
-    def __init__(self, config: IndexConfig, store: RecordStore) -> None:
+    def __init__(self, config: IndexConfig, store: RecordStore, ann: AnnSettings | None = None) -> None:
         self.config = config
+        self.ann = ann if ann is not None else AnnSettings()
         self.store = store
         self._rw = ReadWriteLock()
         self._write = threading.Lock()
@@ -94,9 +96,17 @@ class LocalIndex:
             self._spaces[name] = self._new_space()
         for row in store.rows(config.dimension):
             self._spaces.setdefault(row.namespace, self._new_space()).put(row.id, row.values, row.sparse, row.metadata)
+        for space in self._spaces.values():
+            space.sync_ann()  # the ANN is derived from the records: rebuilt here, never stored
 
     def _new_space(self) -> Space:
-        return Space(self.config.dimension, self.config.metric)
+        return Space(self.config.dimension, self.config.metric, None if self.sparse_only else self.ann)
+
+    def uses_ann(self, namespace: str) -> bool:
+        """Whether dense queries in ``namespace`` take ANN candidates (past ``AnnSettings.threshold``)."""
+        with self._rw.read():
+            space = self._spaces.get(namespace)
+            return space is not None and space.ann_active
 
     @property
     def sparse_only(self) -> bool:
@@ -137,6 +147,7 @@ class LocalIndex:
                 self._schemas.setdefault(request.namespace, None)
                 for r in latest.values():
                     space.put(r.id, r.values, r.sparse, r.metadata)
+                space.sync_ann()
         return m.UpsertResponse(len(request.vectors))
 
     def delete(self, request: wire.DeleteRequest) -> None:
@@ -161,6 +172,7 @@ class LocalIndex:
                     for record_id in ids:
                         if record_id is not None:
                             space.remove(record_id)
+                    space.sync_ann()
 
     def update(self, request: wire.UpdateRequest) -> m.UpdateResponse:
         if request.values is not None:
@@ -197,6 +209,7 @@ class LocalIndex:
             with self._rw.write():
                 for r in records:
                     space.put(r.id, r.values, r.sparse, r.metadata)
+                space.sync_ann()
         return m.UpdateResponse(len(records) if request.filter is not None else None)
 
     # -- reads ---------------------------------------------------------------------------

@@ -258,6 +258,7 @@ class IndexModel(_DictLike):
     status: IndexStatus = field(default_factory=IndexStatus)
     spec: dict[str, Any] = field(default_factory=lambda: {"serverless": {"cloud": "aws", "region": "us-east-1"}})
     schema: dict[str, Any] | None = None  # a document index's fields, as created (resolved)
+    deployment: dict[str, Any] | None = None  # as created, in the 2026-07 shape (None: serverless from spec)
 
     def legacy_wire(self) -> dict[str, Any]:
         """The 2025-01 (and earlier) control-plane shape."""
@@ -276,11 +277,12 @@ class IndexModel(_DictLike):
         else:
             fields_["_values"] = {"type": "dense_vector", "dimension": self.dimension, "metric": self.metric}
         serverless = self.spec.get("serverless") or {}
+        deployment = self.deployment or {"deployment_type": "managed", "cloud": serverless.get("cloud", "aws"),
+                                         "region": serverless.get("region", "us-east-1")}
         return {"name": self.name, "host": self.host,
                 "status": {"ready": self.status.ready, "state": self.status.state},
                 "schema": {"fields": fields_},
-                "deployment": {"deployment_type": "managed", "cloud": serverless.get("cloud", "aws"),
-                               "region": serverless.get("region", "us-east-1")},
+                "deployment": deployment,
                 "read_capacity": {"mode": "OnDemand", "status": {"state": "Ready"}},
                 "deletion_protection": self.deletion_protection, "tags": self.tags}
 

@@ -39,6 +39,7 @@ from localrag.errors import (
 from localrag.pinecone import wire
 from localrag.pinecone.client import SUBDIR, index_model
 from localrag.pinecone.control import LocalPinecone
+from localrag.pinecone.deployment import deployment_of
 from localrag.pinecone.documents_embed import EmbedderSource
 from localrag.pinecone.documents_index import DocumentIndex
 from localrag.pinecone.documents_routes import NamespaceConvertor, documents_router
@@ -231,15 +232,19 @@ def _create_args(body: Any) -> dict[str, Any]:
             args.update(dimension=dense[0].get("dimension"), metric=dense[0].get("metric"), vector_type="dense")
         else:
             args.update(dimension=None, metric="dotproduct", vector_type="sparse")
-        placement = body.get("deployment") or {}
+        args["deployment"] = _deployment(body.get("deployment"), "deployment")
     else:
         args.update(dimension=body.get("dimension"), metric=body.get("metric"),
                     vector_type=body.get("vector_type") or "dense")
-        spec = body.get("spec") or {}
-        placement = (spec.get("serverless") or spec.get("pod") or {}) if isinstance(spec, dict) else {}
-    if isinstance(placement, dict):
-        args.update(cloud=str(placement.get("cloud") or "aws"), region=str(placement.get("region") or "us-east-1"))
+        args["deployment"] = _deployment(body.get("spec"), "spec")
     return args
+
+
+def _deployment(value: Any, name: str) -> dict[str, Any]:
+    """The normalised deployment of a create body's ``deployment`` (2026-07) or ``spec`` (older)."""
+    if value is not None and not isinstance(value, dict):
+        raise InvalidInputError(f"{name} must be an object")
+    return deployment_of(value)
 
 
 def control_router() -> APIRouter:
@@ -250,11 +255,10 @@ def control_router() -> APIRouter:
         body = await _json(request)
         backend = _state(request).backend
         if isinstance(body, dict) and is_document_schema(body.get("schema")):
-            deployment = body.get("deployment")
-            placement: dict[str, Any] = deployment if isinstance(deployment, dict) else {}
+            deployment = _deployment(body.get("deployment"), "deployment")
             config = await run_in_threadpool(lambda: backend.create_document_index(
                 body.get("name"), body["schema"], body.get("deletion_protection"), body.get("tags"),
-                str(placement.get("cloud") or "aws"), str(placement.get("region") or "us-east-1")))
+                deployment=deployment))
             return _ok(_describe(request, config.name), 201)
         args = _create_args(body)
         config = await run_in_threadpool(lambda: backend.create_index(**args))

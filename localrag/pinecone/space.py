@@ -8,27 +8,40 @@ in float64, so scores do not depend on BLAS summation order.
 
 Scores follow Pinecone: cosine similarity, dot product, or squared Euclidean
 distance (lower is better); sparse and hybrid queries add the sparse dot product.
+
+Past ``AnnSettings.threshold`` dense records, dense-only queries take their candidates from an
+ANN (``localrag.pinecone.ann``) and re-score them exactly, so returned scores are exact and only
+the candidate set is approximate. A filter passing few records is answered exactly over its
+matches instead, as the engine's FAISS path does. The ANN is caught up by ``sync_ann`` after each
+write batch (the caller holds its write lock), and rebuilt from the records after a restart.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from localrag.pinecone.ann import AnnSettings, DenseAnn
 from localrag.pinecone.wire import Sparse
+
+log = logging.getLogger(__name__)
 
 _MIN_CAPACITY = 64
 VERSIONS = itertools.count(1)
 
 
 class Space:
-    def __init__(self, dimension: int | None, metric: str) -> None:
+    def __init__(self, dimension: int | None, metric: str, ann: AnnSettings | None = None) -> None:
         self.dimension = dimension
         self.metric = metric
+        self.ann_settings = ann
+        self._ann: DenseAnn | None = None
+        self._dirty: set[int] = set()
         self.slot_of: dict[str, int] = {}
         self.ids: list[str | None] = []
         self.metadata: list[dict[str, Any] | None] = []
@@ -65,6 +78,8 @@ class Space:
             self._has_dense[slot] = True
         else:
             self._has_dense[slot] = False
+        if self.ann_settings is not None:
+            self._dirty.add(slot)
         self.version = next(VERSIONS)
 
     def remove(self, record_id: str) -> bool:
@@ -79,11 +94,42 @@ class Space:
         self.sparse[slot] = None
         self._has_dense[slot] = False
         self._free.append(slot)
+        if self.ann_settings is not None:
+            self._dirty.add(slot)
         self.version = next(VERSIONS)
         return True
 
     def clear(self) -> None:
-        self.__init__(self.dimension, self.metric)  # type: ignore[misc]
+        self.__init__(self.dimension, self.metric, self.ann_settings)  # type: ignore[misc]
+
+    @property
+    def ann_active(self) -> bool:
+        return self._ann is not None
+
+    def sync_ann(self) -> None:
+        """Bring the ANN in line with the records: build it past the threshold, drop it well below."""
+        settings = self.ann_settings
+        if settings is None or not self.dimension:
+            self._dirty.clear()
+            return
+        dense = int(np.count_nonzero(self._has_dense))
+        if self._ann is None:
+            if dense > settings.threshold:
+                log.info("pinecone namespace passed %d dense records: building its ANN", settings.threshold)
+                self._ann = DenseAnn(self.dimension, self.metric, settings)
+                slots = np.flatnonzero(self._has_dense)
+                self._ann.update(slots, np.ones(len(slots), dtype=bool), self._dense[slots], self._norms[slots])
+            self._dirty.clear()
+            return
+        if dense <= settings.threshold // 2:  # hysteresis: deletes around the threshold do not rebuild it each time
+            self._ann = None
+            self._dirty.clear()
+            return
+        if self._dirty:
+            slots = np.fromiter(self._dirty, dtype=np.int64, count=len(self._dirty))
+            self._dirty.clear()
+            present = self._has_dense[slots]
+            self._ann.update(slots, present, self._dense[slots], self._norms[slots])
 
     def _allocate(self) -> int:
         if self._free:
@@ -128,39 +174,74 @@ class Space:
         if n == 0 or k <= 0:
             return []
         candidates = allowed[:n].copy()
-        score = np.zeros(n, dtype=np.float64)
         if vector is not None:
             candidates &= self._has_dense[:n]
-            score = self._dense_scores(vector, n)
+        if vector is not None and sparse is None and self._ann is not None:
+            slots = self._ann_candidates(k, candidates, vector)
+            if slots is not None:
+                return self._ranked(slots, vector, None, k)
+        score: NDArray[np.float64] | None = None
         if sparse is not None:
             sparse_score, overlap = self._sparse_scores(sparse, n)
-            score = score + sparse_score
+            score = sparse_score
             if vector is None:
                 candidates &= overlap  # a sparse-only query ranks records sharing a dimension
         slots = np.flatnonzero(candidates)
         if not len(slots):
             return []
-        goodness = -score[slots] if self.metric == "euclidean" and vector is not None else score[slots]
+        if vector is not None:
+            dense = self._dense_scores(vector, slots if len(slots) < n else None)
+            score = dense if score is None else score[slots] + dense
+        else:
+            score = score[slots] if score is not None else np.zeros(len(slots))
+        goodness = -score if self.metric == "euclidean" and vector is not None else score
         if len(slots) > k:
             # A margin past k absorbs float32 rounding before the exact re-score.
             keep = np.argpartition(-goodness, min(len(slots) - 1, k + 8))[: k + 9]
             slots = slots[keep]
+        return self._ranked(slots, vector, sparse, k)
+
+    def _ann_candidates(self, k: int, candidates: NDArray[np.bool_],
+                        vector: NDArray[np.float32]) -> NDArray[np.int64] | None:
+        """The ANN's candidate slots, or None where an exact scan over the matches is the better answer."""
+        assert self._ann is not None and self.ann_settings is not None
+        settings = self.ann_settings
+        matching = int(np.count_nonzero(candidates))
+        total = len(self._ann)
+        wanted = max(settings.min_candidates, settings.factor * k)
+        if matching < settings.exact_fraction * total:
+            return None  # selective filter: few matches, scanned exactly
+        unfiltered = matching == total
+        # A filter passing a fraction f of the records leaves about f of the candidates: ask 1/f as many.
+        count = wanted if unfiltered else int(np.ceil(wanted * total / matching))
+        if count >= matching:
+            return None
+        slots = self._ann.candidates(vector, count, None if unfiltered else candidates)
+        if len(slots) < min(k, matching):
+            return None  # too few survived the filter: stay exact rather than return fewer than k
+        return slots
+
+    def _ranked(self, slots: NDArray[np.int64], vector: NDArray[np.float32] | None, sparse: Sparse | None,
+                k: int) -> list[tuple[int, float]]:
         exact = self._exact(slots, vector, sparse)
         sign = -1.0 if self.metric == "euclidean" and vector is not None else 1.0
         ranked = sorted(zip(slots.tolist(), exact.tolist(), strict=True),
                         key=lambda item: (-sign * item[1], self.ids[item[0]] or ""))
         return ranked[:k]
 
-    def _dense_scores(self, vector: NDArray[np.float32], n: int) -> NDArray[np.float64]:
+    def _dense_scores(self, vector: NDArray[np.float32], slots: NDArray[np.int64] | None) -> NDArray[np.float64]:
+        """Scores of ``slots`` (of every slot when None, without copying the matrix)."""
+        rows = self._dense[: len(self.ids)] if slots is None else self._dense[slots]
+        norms_sq = self._norms[: len(self.ids)] if slots is None else self._norms[slots]
         # einsum, not BLAS: multi-threaded OpenBLAS matvec is ~30x slower on a 2-core machine.
-        dots = np.einsum("ij,j->i", self._dense[:n], vector).astype(np.float64)
+        dots = np.einsum("ij,j->i", rows, vector).astype(np.float64)
         if self.metric == "cosine":
             qn = float(np.linalg.norm(vector.astype(np.float64)))
-            norms = np.sqrt(self._norms[:n]) * qn
-            return np.divide(dots, norms, out=np.zeros(n), where=norms > 0)
+            norms = np.sqrt(norms_sq) * qn
+            return np.divide(dots, norms, out=np.zeros(len(dots)), where=norms > 0)
         if self.metric == "euclidean":
             q = vector.astype(np.float64)
-            return np.maximum(self._norms[:n] - 2 * dots + float(q @ q), 0.0)
+            return np.maximum(norms_sq - 2 * dots + float(q @ q), 0.0)
         return dots
 
     def _exact(self, slots: NDArray[np.int64], vector: NDArray[np.float32] | None,

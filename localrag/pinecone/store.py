@@ -58,6 +58,9 @@ class IndexConfig:
     region: str = "us-east-1"
     created_at: float = field(default_factory=time.time)
     schema: dict[str, Any] | None = None  # a document index's resolved schema; None for a vector index
+    # the deployment as created (2026-07 shape, see localrag.pinecone.deployment); None in configs
+    # written before it was kept: serverless at cloud/region
+    deployment: dict[str, Any] | None = None
 
     def save(self, folder: Path) -> None:
         atomic_write_bytes(folder / CONFIG_FILE, json.dumps(asdict(self), indent=1).encode())
