@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # The engine's HNSW switch stays off here: see the module docstring.
 _NO_HNSW = IndexSettings(exact_threshold=2**62)
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,10 @@ class DenseAnn:
             norms = np.sqrt(norms_sq)[:, None]
             return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0).astype(np.float32)
         if self.metric == "euclidean":
-            return np.hstack([rows, (-norms_sq / 2).astype(np.float32)[:, None]])
+            # clipped: a record with |x|^2 past float32's range (values ~1e19) still gets a finite
+            # key; its candidacy is approximate like any other, its score exact
+            half = np.clip(-norms_sq / 2, -_F32_MAX, 0.0).astype(np.float32)
+            return np.hstack([rows, half[:, None]])
         return rows
 
     def _query(self, vector: NDArray[np.float32]) -> NDArray[np.float32]:

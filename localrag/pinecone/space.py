@@ -116,9 +116,13 @@ class Space:
         if self._ann is None:
             if dense > settings.threshold:
                 log.info("pinecone namespace passed %d dense records: building its ANN", settings.threshold)
-                self._ann = DenseAnn(self.dimension, self.metric, settings)
+                ann = DenseAnn(self.dimension, self.metric, settings)
                 slots = np.flatnonzero(self._has_dense)
-                self._ann.update(slots, np.ones(len(slots), dtype=bool), self._dense[slots], self._norms[slots])
+                try:
+                    ann.update(slots, np.ones(len(slots), dtype=bool), self._dense[slots], self._norms[slots])
+                    self._ann = ann
+                except Exception:  # as below: queries stay exact, the next write tries again
+                    log.exception("pinecone ANN build failed; queries stay exact")
             self._dirty.clear()
             return
         if dense <= settings.threshold // 2:  # hysteresis: deletes around the threshold do not rebuild it each time
@@ -129,7 +133,13 @@ class Space:
             slots = np.fromiter(self._dirty, dtype=np.int64, count=len(self._dirty))
             self._dirty.clear()
             present = self._has_dense[slots]
-            self._ann.update(slots, present, self._dense[slots], self._norms[slots])
+            try:
+                self._ann.update(slots, present, self._dense[slots], self._norms[slots])
+            except Exception:
+                # The write is committed and in memory already: never fail it for a derived index.
+                # Without the ANN, queries are exact; the next write batch builds it again.
+                log.exception("pinecone ANN update failed; dropped until the next write")
+                self._ann = None
 
     def _allocate(self) -> int:
         if self._free:

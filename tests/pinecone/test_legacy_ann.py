@@ -136,3 +136,19 @@ def test_ann_past_the_coarse_scan_size(tmp_path: Path, metric: str) -> None:
     assert pc._local.index("big").uses_ann("")
     assert check_queries(idx, data, metric, clustered(20, dim, seed=6)) >= 0.99
     pc.close()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_extreme_values_are_accepted_and_found(tmp_path: Path, metric: str) -> None:
+    """|x|^2 past float32's range must neither fail a committed write nor hide the record."""
+    pc = Pinecone(path=tmp_path, ann=AnnSettings(threshold=50, min_candidates=5, factor=1))
+    pc.create_index(name="huge", dimension=4, metric=metric)
+    idx = pc.Index("huge")
+    rng = np.random.default_rng(7)
+    idx.upsert(vectors=[(f"r{i}", rng.normal(size=4).tolist()) for i in range(200)])
+    idx.upsert(vectors=[("huge", [1e20, 1e20, 1e20, 1e20])])
+    assert pc._local.index("huge").uses_ann("")
+    best = idx.query(vector=[1e20, 1e20, 1e20, 1e20], top_k=1).matches[0]
+    expected = {"cosine": 1.0, "dotproduct": 4e40, "euclidean": 0.0}[metric]
+    assert best.id == "huge" and best.score == pytest.approx(expected, rel=1e-6)
+    pc.close()
