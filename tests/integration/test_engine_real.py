@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import sample_texts
+from sample_data import sample_texts
 
 from localrag.config import IndexSettings, Settings
 from localrag.engine import LocalRAG

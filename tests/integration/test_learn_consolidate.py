@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import tomllib
-from conftest import scifact_cases
+from sample_data import scifact_cases
 
 from localrag.cli import main
 from localrag.config import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import scifact_cases
+from sample_data import scifact_cases
 
 from localrag.config import Settings
 from localrag.engine import LocalRAG

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import scifact_cases
+from sample_data import scifact_cases
 
 from localrag.config import Settings, load_settings
 from localrag.embed.build import CONFIG_FILE, export_embedder, read_config
