@@ -219,9 +219,9 @@ class Space:
         matching = int(np.count_nonzero(candidates))
         total = len(self._ann)
         wanted = max(settings.min_candidates, settings.factor * k)
-        if matching < settings.exact_fraction * total:
-            return None  # selective filter: few matches, scanned exactly
         unfiltered = matching == total
+        if not unfiltered and (matching <= settings.exact_matches or matching < settings.exact_fraction * total):
+            return None  # selective filter: few matches, scanned exactly
         # A filter passing a fraction f of the records leaves about f of the candidates: ask 1/f as many.
         count = wanted if unfiltered else int(np.ceil(wanted * total / matching))
         if count >= matching:

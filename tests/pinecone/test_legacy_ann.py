@@ -71,7 +71,7 @@ def upsert(idx: Any, data: dict[str, np.ndarray], group: dict[str, int]) -> None
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_ann_recall_exact_scores_filters_and_writes(tmp_path: Path, metric: str) -> None:
-    settings = AnnSettings(threshold=400, min_candidates=40, factor=4, exact_fraction=0.2)
+    settings = AnnSettings(threshold=400, min_candidates=40, factor=4, exact_matches=200, exact_fraction=0.2)
     dim, n = 16, 2400
     x = clustered(n, dim, seed=1)
     data = {f"r{i}": x[i] for i in range(n)}
