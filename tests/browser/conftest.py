@@ -66,7 +66,9 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory, real_embedder: Any) -
         yield served
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while
+# it is started, so every later test that calls asyncio.run() (the server and pipeline tests) would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
