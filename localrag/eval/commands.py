@@ -1,4 +1,4 @@
-"""CLI commands of this package: ``eval`` (runs side by side, optional plot) and ``tune``
+"""CLI commands of this package: ``eval`` (retrieval or answer runs side by side, optional plot) and ``tune``
 (registered by localrag.cli)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +14,28 @@ RUN_NAMES = ("keyword", "dense", "hybrid", "hybrid-weighted")
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-format dataset, runs side by side")
-    p.add_argument("--dataset", required=True, type=Path,
-                   help="a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/); ingested if needed")
+    p = sub.add_parser("eval", help="evaluate retrieval (--dataset) or answers (--answers) on a BEIR-format "
+                       "dataset, runs side by side")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dataset", type=Path,
+                       help="a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/); ingested if needed")
+    which.add_argument("--answers", type=Path, metavar="DATASET",
+                       help="evaluate answers: a BEIR folder with an answers.jsonl (docs/answer-eval.md)")
+    p.add_argument("--config", action="append", default=[], metavar="NAME[=FILE.toml]",
+                   help="--answers: a configuration to compare, its settings from FILE over the data "
+                        "directory's (repeatable; default: one, 'default')")
+    p.add_argument("--set", action="append", default=[], dest="sets", metavar="[NAME:]SECTION.FIELD=VALUE",
+                   help="--answers: a setting of configuration NAME (of every one without NAME), "
+                        "e.g. short:answer.k=1 (repeatable)")
     p.add_argument("--split", default="test", help="the qrels split to evaluate on (default: test)")
     p.add_argument("--mode", action="append", choices=RUN_NAMES,
                    help="a run to compare (repeatable; default keyword, dense, hybrid)")
     p.add_argument("--rerank", action="store_true", help="also run each mode with the configured reranker")
     p.add_argument("--strategy", action="append", choices=["multi-query", "hyde"], default=[],
                    help="also run hybrid search with this LLM query strategy (repeatable; uses generate.*)")
-    p.add_argument("--queries", type=int, help="evaluate a fixed random subset of this many queries")
+    p.add_argument("--queries", type=int, help="evaluate a fixed random subset of this many queries (questions)")
     p.add_argument("--seed", type=int, default=13, help="seed of the --queries subset")
-    p.add_argument("--plot", type=Path, help="write a PNG of nDCG@10 and p50 latency per run")
+    p.add_argument("--plot", type=Path, help="write a PNG of the scores and p50 latency per run")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", type=Path, help="also write the JSON results here")
     p.set_defaults(handler=cmd_eval)
@@ -64,6 +75,15 @@ def _runs(args: argparse.Namespace, rag: Any) -> list[Any]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from localrag.cli import _open, _progress_bar
+    from localrag.errors import InvalidInputError
+
+    if args.answers is not None:
+        if args.mode or args.rerank or args.strategy:
+            raise InvalidInputError("--mode, --rerank and --strategy evaluate retrieval; with --answers "
+                                    "use --set, e.g. --set rerank.enabled=true")
+        return cmd_eval_answers(args)
+    if args.config or args.sets:
+        raise InvalidInputError("--config and --set compare answer configurations: use them with --answers")
     from localrag.eval.beir import load_beir
     from localrag.eval.runner import evaluate, format_table, sample_ids
 
@@ -87,6 +107,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         plot_runs(results["modes"], args.plot, f"{args.dataset.name} ({args.split}, {results['queries']} queries)")
     print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
+
+
+ANSWER_PLOT_METRICS = (("f1", "token F1"), ("citation_recall", "citation recall"),
+                       ("grounded_claim_rate", "grounded claims"), ("abstention_recall", "abstention recall"),
+                       ("similarity", "similarity"))
+
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    from localrag.cli import _progress_bar
+    from localrag.config import load_settings
+    from localrag.eval.answers import evaluate_answers, format_answer_table, load_answers, parse_configs
+    from localrag.eval.runner import sample_ids
+
+    configs = parse_configs(args.config, args.sets)
+    dataset = load_answers(args.answers, args.split)
+    if args.queries is not None:
+        keep = set(sample_ids([g.query_id for g in dataset.items], args.queries, args.seed))
+        dataset = replace(dataset, items=tuple(g for g in dataset.items if g.query_id in keep))
+    update, close = _progress_bar("ingest corpus")
+    try:
+        results = evaluate_answers(Path(args.data), dataset, configs, load_settings(Path(args.data)),
+                                   progress=update, split=args.split)
+    finally:
+        close()
+    if args.queries is not None:
+        results["subset"] = {"questions": len(dataset.items), "seed": args.seed}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if args.plot:
+        from localrag.eval.plot import plot_runs
+
+        plot_runs(results["configs"], args.plot, f"{args.answers.name} ({results['questions']} questions)",
+                  metrics=ANSWER_PLOT_METRICS, latency_label="p50 latency per answer (ms, log scale)")
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        print(format_answer_table(results))
     return 0
 
 
