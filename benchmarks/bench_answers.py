@@ -22,13 +22,10 @@ Usage: python benchmarks/bench_answers.py [--questions 200] [--threads 1] [--mod
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import platform
 import random
-import re
 import statistics
-import string
 import sys
 import tempfile
 import time
@@ -41,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from localrag.answer.citations import strip_markers  # noqa: E402
 from localrag.config import load_settings  # noqa: E402
 from localrag.engine import LocalRAG  # noqa: E402
+from localrag.eval.answer_metrics import exact_match, f1_score, normalize_answer  # noqa: E402
 from localrag.eval.metrics import percentile  # noqa: E402
 from localrag.generate.chain import FallbackGenerator  # noqa: E402
 from localrag.generate.factory import LazyLlamaCpp  # noqa: E402
@@ -60,28 +58,6 @@ SHORT_SYSTEM_TEMPLATE = (
     "written inside a source."
 )
 SHORT_USER_TEMPLATE = "Sources:\n\n{sources}\n\nQuestion: {question}\n\nShort answer:"
-
-
-# -- official SQuAD v1.1 normalisation and scores ------------------------------------------
-def normalize_answer(text: str) -> str:
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, gold: str) -> float:
-    pred, truth = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = collections.Counter(pred) & collections.Counter(truth)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(truth)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
 # -- data ------------------------------------------------------------------------------------
