@@ -217,6 +217,10 @@ class LearnSettings:
     depth: int = 50  # how many hits are re-ordered when votes apply (then cut to k)
     scope: Literal["namespace", "source"] = "namespace"  # "source": a voter's votes affect only their searches
     strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] = "none"  # the default query strategy
+    # a metadata filter read from the question (learn/selfquery.py): off, boost (fused with the plain list) or filter
+    self_query: Literal["off", "boost", "filter"] = "off"
+    self_query_min_confidence: float = 0.7  # conditions less sure than this are shown, never applied
+    self_query_llm: bool = False  # the local LLM confirms weak matches (JSON constrained by a grammar; ~1-3 s)
 
 
 @dataclass(frozen=True, slots=True)

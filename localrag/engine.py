@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from localrag.docview import DocumentView
     from localrag.ingest.sync import SyncReport
     from localrag.learn.feedback import FeedbackModel
+    from localrag.learn.selfquery_run import SelfQueryRunner
     from localrag.query.run import StrategyRunner
     from localrag.types import Answer
 
@@ -87,6 +88,7 @@ class LocalRAG:
         self._closed = False
         self._learner: FeedbackModel | None = None  # learn/feedback.py, made on first use
         self._strategies: StrategyRunner | None = None  # query/run.py, made on first use
+        self._self_query: SelfQueryRunner | None = None  # learn/selfquery_run.py, made on first use
         self.events = EventBus()  # ingest/update/delete/skip/progress, for the CLI, GET /v1/events and embedders
         if embedder is not None:
             self._check_vector_space(embedder)
@@ -320,12 +322,13 @@ class LocalRAG:
         rerank: bool | None = None,
         strategy: str | None = None,
         user: str = "",
+        self_query: str | None = None,
     ) -> list[Hit]:
         """``strategy``: none, multi_query, hyde, decompose or auto (default learn.strategy); ``user``: who
         searches, for learn.scope = "source". ``retrieve`` returns the result with the strategy that ran."""
         request = SearchRequest(
             query, k, mode or self.settings.search.mode, namespace, filter, fusion, alpha, rrf_k, candidates,
-            rerank=rerank, strategy=strategy, user=user,
+            rerank=rerank, strategy=strategy, user=user, self_query=self_query,
         )
         return list(self.retrieve([request])[0].hits)
 
@@ -334,13 +337,18 @@ class LocalRAG:
 
         Requests with ``rerank`` (default ``rerank.enabled``) fetch k1 candidates and rerank them to k.
         A request with a query ``strategy`` runs on its own through query/run.py; stored feedback near a
-        query re-orders its hits last (learn/feedback.py).
+        query re-orders its hits last (learn/feedback.py). With ``self_query`` (default learn.self_query) a
+        filter read from the query applies first (learn/selfquery_run.py).
         """
+        from localrag.learn.selfquery_run import mode_of
         from localrag.query.run import StrategyRunner, resolve
         from localrag.rerank import stage
 
         if self._closed:
             raise InvalidInputError("this LocalRAG is closed")
+        modes = [mode_of(r, self.settings.learn.self_query) for r in requests]
+        if any(mode != "off" for mode in modes):
+            return self.self_query.run(requests, modes)
         names = [resolve(r, self.settings.learn.strategy) for r in requests]
         if any(name != "none" for name in names):
             if self._strategies is None:
@@ -373,6 +381,15 @@ class LocalRAG:
 
             self._learner = FeedbackModel(self.store, self.retriever._query_vectors, self.settings.learn)
         return self._learner
+
+    @property
+    def self_query(self) -> SelfQueryRunner:
+        """Metadata filters read from questions (learn/selfquery_run.py); its ``propose`` shows one."""
+        if self._self_query is None:
+            from localrag.learn.selfquery_run import SelfQueryRunner
+
+            self._self_query = SelfQueryRunner(self)
+        return self._self_query
 
     @property
     def reranker(self) -> Reranker | None:

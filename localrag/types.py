@@ -108,6 +108,8 @@ class SearchRequest:
     # none | multi_query | hyde | decompose | auto (query/run.py); None: the configured default (learn.strategy)
     strategy: str | None = None
     user: str = ""  # who searches (an API key digest): with learn.scope = "source", only their votes apply
+    # off | boost | filter (learn/selfquery_run.py): a metadata filter read from the query; None: learn.self_query
+    self_query: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class SearchResult:
     hits: tuple[Hit, ...]
     timings: Mapping[str, float] = field(default_factory=dict)
     strategy: str = "none"  # the query strategy that ran
+    self_query: Mapping[str, Any] | None = None  # the filter read from the query and how it was applied
 
 
 # -- answers (generation) ------------------------------------------------------------
@@ -259,3 +262,4 @@ class Answer:
     claims: tuple[Claim, ...] = ()  # claim-level grounding (answer.grounding)
     conflicts: tuple[Conflict, ...] = ()  # sources that disagree on the asked fact
     strategy: str = "none"  # the query strategy that ran for retrieval
+    self_query: Mapping[str, Any] | None = None  # the filter read from the question (learn/selfquery_run.py)

@@ -39,6 +39,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "support": answer.support,
         "confidence": answer.confidence,
         "strategy": answer.strategy,
+        "self_query": answer.self_query,
         "claims": [claim_dict(c) for c in answer.claims],
         "conflicts": [conflict_dict(c) for c in answer.conflicts],
     }
@@ -92,6 +93,8 @@ def format_footer(answer: Answer) -> str:
         parts.append(f"{usage.get('prompt_tokens', 0)}+{usage['completion_tokens']} tokens")
     if answer.strategy != "none":
         parts.append(f"strategy {answer.strategy}")
+    if answer.self_query is not None and answer.self_query.get("applied") != "no":
+        parts.append(f"self-query {answer.self_query['applied']} {answer.self_query['filter']}")
     if answer.invalid_citations:
         parts.append("removed invalid citations " + ", ".join(f"[{n}]" for n in answer.invalid_citations))
     return "(" + "; ".join(parts) + ")"

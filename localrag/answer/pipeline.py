@@ -28,7 +28,17 @@ from localrag.errors import InvalidInputError, NotFoundError
 from localrag.generate.base import GenerationError
 from localrag.generate.prompts import PromptTemplates, condense_prompt
 from localrag.protocols import Generator
-from localrag.types import Answer, Claim, Completion, Conflict, ConflictSide, Hit, SearchMode, SearchRequest
+from localrag.types import (
+    Answer,
+    Claim,
+    Completion,
+    Conflict,
+    ConflictSide,
+    Hit,
+    SearchMode,
+    SearchRequest,
+    SearchResult,
+)
 
 if TYPE_CHECKING:
     from localrag.engine import LocalRAG
@@ -49,6 +59,7 @@ class AskOptions:
     search_query: str | None = None  # retrieve with this text instead of the question (chat follow-ups)
     strategy: str | None = None  # none | multi_query | hyde | decompose | auto (query/run.py)
     user: str = ""  # who asks (learn.scope = "source")
+    self_query: str | None = None  # off | boost | filter (learn/selfquery_run.py); None: learn.self_query
 
 
 def _normalised(text: str) -> str:
@@ -90,9 +101,10 @@ class AnswerPipeline:
         """Yield the answer's text pieces as they are generated, then the final Answer."""
         opts = AskOptions(**options)
         started = time.perf_counter()
-        hits, timings, strategy = self._retrieve([opts.search_query or question], opts)[0]
+        hits, timings, result = self._retrieve([opts.search_query or question], opts)[0]
         for item in self._answer(question, hits, timings, opts, started):
-            yield dataclasses.replace(item, strategy=strategy) if isinstance(item, Answer) else item
+            yield (dataclasses.replace(item, strategy=result.strategy, self_query=result.self_query)
+                   if isinstance(item, Answer) else item)
 
     async def aask(self, question: str, **options: Any) -> Answer:
         return await asyncio.to_thread(self.ask, question, **options)
@@ -108,7 +120,8 @@ class AnswerPipeline:
             final: Answer | None = None
             for item in self._answer(questions[i], retrieved[i][0], retrieved[i][1], opts, started):
                 if isinstance(item, Answer):
-                    final = dataclasses.replace(item, strategy=retrieved[i][2])
+                    result = retrieved[i][2]
+                    final = dataclasses.replace(item, strategy=result.strategy, self_query=result.self_query)
             assert final is not None
             return final
 
@@ -120,15 +133,15 @@ class AnswerPipeline:
     # -- stages ------------------------------------------------------------------------
     def _retrieve(
         self, questions: Sequence[str], opts: AskOptions
-    ) -> list[tuple[list[Hit], dict[str, float], str]]:
+    ) -> list[tuple[list[Hit], dict[str, float], SearchResult]]:
         for question in questions:
             if not isinstance(question, str) or not question.strip():
                 raise InvalidInputError("question must be a non-empty string")
         k = opts.k or self.settings.k
         mode = opts.mode or self.rag.settings.search.mode
         # Reranking (rerank.enabled) is the engine's second stage: k1 candidates reranked to k.
-        requests = [SearchRequest(q, k, mode, opts.namespace, opts.filter, strategy=opts.strategy, user=opts.user)
-                    for q in questions]
+        requests = [SearchRequest(q, k, mode, opts.namespace, opts.filter, strategy=opts.strategy, user=opts.user,
+                                  self_query=opts.self_query) for q in questions]
         t0 = time.perf_counter()
         results = self.rag.retrieve(requests)
         retrieve_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
@@ -136,7 +149,7 @@ class AnswerPipeline:
         for result in results:
             rerank_ms = result.timings.get("rerank", 0.0)
             timings = {"retrieve": max(0.0, retrieve_ms - rerank_ms), "rerank": rerank_ms}
-            out.append((list(result.hits), timings, result.strategy))
+            out.append((list(result.hits), timings, result))
         return out
 
     def build_context(self, question: str, hits: Sequence[Hit], max_tokens: int) -> Context:

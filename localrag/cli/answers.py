@@ -83,7 +83,7 @@ def print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
 
 def _ask_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"k": args.k, "mode": args.mode, "filter": args.filter, "namespace": args.namespace,
-            "strategy": args.strategy}
+            "strategy": args.strategy, "self_query": args.self_query}
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

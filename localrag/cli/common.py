@@ -73,6 +73,8 @@ def search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, help="weighted fusion: the dense share, 0 to 1 (default: search.alpha)")
     p.add_argument("--strategy", choices=["none", "multi_query", "hyde", "decompose", "auto"],
                    help="query strategy: expand the query with the LLM before searching (default: learn.strategy)")
+    p.add_argument("--self-query", dest="self_query", choices=["off", "boost", "filter"],
+                   help="read a metadata filter from the query and boost or filter by it (default: learn.self_query)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 

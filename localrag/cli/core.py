@@ -100,11 +100,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     with open_rag(args, read_only=True) as rag:
         request = SearchRequest(args.query, args.k, args.mode or rag.settings.search.mode, args.namespace, args.filter,
                                 args.fusion, args.alpha, candidates=args.candidates, rerank=args.rerank,
-                                strategy=args.strategy)
+                                strategy=args.strategy, self_query=args.self_query)
         result = rag.retrieve([request])[0]
     hits = result.hits
     if result.strategy != "none" or args.strategy:  # stderr: the JSON on stdout stays a list of hits
         print(f"strategy: {result.strategy}", file=sys.stderr)
+    if result.self_query is not None:
+        print("self-query: " + json.dumps(result.self_query, ensure_ascii=False), file=sys.stderr)
     if args.json:
         print(json.dumps([hit_json(h) for h in hits], indent=2, ensure_ascii=False))
         return 0

@@ -132,14 +132,15 @@ def router() -> APIRouter:
         mode = body.mode or ctx.rag.settings.search.mode
         search_request = SearchRequest(body.query, body.k, mode, body.namespace, body.filter, body.fusion,
                                        body.alpha, body.rrf_k, body.candidates, body.rerank)
-        search_request = replace(search_request, strategy=body.strategy, user=voter(request))
+        search_request = replace(search_request, strategy=body.strategy, user=voter(request),
+                                 self_query=body.self_query)
         result = await ctx.search(search_request)
         hits = [hit_dict(h) for h in result.hits]
         if not body.include_text:
             for hit in hits:
                 hit.pop("text")
         return JSONResponse({"hits": hits, "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
-                             "strategy": result.strategy})
+                             "strategy": result.strategy, "self_query": result.self_query})
 
     @api.post("/ask")
     async def ask(body: AskBody, request: Request) -> JSONResponse:

@@ -42,6 +42,7 @@ class SearchBody(_Body):
     candidates: Int | None = Field(None, ge=1, le=MAX_K)
     # none | multi_query | hyde | decompose | auto (localrag/query/run.py); None: learn.strategy
     strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] | None = None
+    self_query: Literal["off", "boost", "filter"] | None = None  # None: learn.self_query (learn/selfquery_run.py)
     rerank: bool | None = None  # None: rerank.enabled
     include_text: bool = True
 
@@ -57,9 +58,10 @@ class AskBody(_Body):
     use_cache: bool = True
     # none | multi_query | hyde | decompose | auto (localrag/query/run.py); None: learn.strategy
     strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] | None = None
+    self_query: Literal["off", "boost", "filter"] | None = None  # None: learn.self_query
 
     def options(self) -> dict[str, Any]:
-        fields = ("k", "mode", "namespace", "filter", "max_tokens", "temperature", "strategy")
+        fields = ("k", "mode", "namespace", "filter", "max_tokens", "temperature", "strategy", "self_query")
         return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
