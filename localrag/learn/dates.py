@@ -75,7 +75,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("between", re.compile(rf"\b(?:between|from)\s+({_POINT})\s+(?:and|to|until|through)\s+({_POINT})\b", re.I)),
     ("range", re.compile(rf"\b({_YEAR})\s*(?:-|–|to)\s*({_YEAR})\b", re.I)),
     ("since", re.compile(rf"\b(?:since|starting(?:\s+in)?)\s+({_POINT})\b", re.I)),
-    ("since", re.compile(rf"\bfrom\s+({_POINT})\s+on(?:wards?)?\b", re.I)),
+    # "from 2023 on" but not "from 2023 on the budget"
+    ("since", re.compile(rf"\bfrom\s+({_POINT})\s+(?:onwards?\b|on(?=\s*(?:[,.;:?!]|$)))", re.I)),
     ("after", re.compile(rf"\bafter\s+({_POINT})\b", re.I)),
     ("before", re.compile(rf"\b(?:before|prior\s+to|earlier\s+than)\s+({_POINT})\b", re.I)),
     ("until", re.compile(rf"\b(?:until|till|up\s+to|through)\s+({_POINT})\b", re.I)),

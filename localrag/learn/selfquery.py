@@ -42,6 +42,7 @@ FILE_TYPE_WORDS = {
 }
 _CUES = frozenset(["the", "a", "an", "all", "any", "which", "what", "those", "these", "my", "our", "in", "from",
                    "of", "latest", "last", "recent", "every", "each", "their", "his", "her", "its", "only", "among"])
+_AFTER_CUES = frozenset(["from", "about", "by", "regarding", "mentioning", "sent", "written"])
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'&.+-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _EMAIL = re.compile(r"<[^>]*>|\S+@\S+")
 
@@ -279,7 +280,8 @@ def _word_confidence(tokens: list[tuple[str, int]], words: Sequence[str], start:
         return CUED_WORD  # "pdf", "docx": words with no other meaning
     value_words = _WORD.findall(str(value))
     plural = bool(value_words) and phrase[-1] != _norm(value_words[-1])
-    cued = start > 0 and any(w in _CUES for w in words[max(0, start - 3):start])
+    cued = (start > 0 and any(w in _CUES for w in words[max(0, start - 3):start])) or (
+        end < len(words) and words[end] in _AFTER_CUES)
     return CUED_WORD if plural or cued else BARE_WORD
 
 
