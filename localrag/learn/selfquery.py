@@ -280,8 +280,10 @@ def _word_confidence(tokens: list[tuple[str, int]], words: Sequence[str], start:
         return CUED_WORD  # "pdf", "docx": words with no other meaning
     value_words = _WORD.findall(str(value))
     plural = bool(value_words) and phrase[-1] != _norm(value_words[-1])
+    # "Minutes from 2024 ...": a question that opens with the value and a preposition (mid-sentence, a verb
+    # can stand there: "what did John report about")
     cued = (start > 0 and any(w in _CUES for w in words[max(0, start - 3):start])) or (
-        end < len(words) and words[end] in _AFTER_CUES)
+        start == 0 and end < len(words) and words[end] in _AFTER_CUES)
     return CUED_WORD if plural or cued else BARE_WORD
 
 
