@@ -185,3 +185,15 @@ def test_a_confirming_model_lifts_a_weak_match_and_a_lone_one_stays_below_the_ba
 def test_proposal_describes_what_responses_show() -> None:
     proposal = Proposal("q")
     assert proposal.describe("filter") == {"filter": None, "applied": "no", "confidence": 0.0, "conditions": []}
+
+
+def test_answers_carry_the_proposal_into_json_and_the_footer(rag: Any) -> None:
+    from localrag.answer.format import answer_dict, format_footer
+    from localrag.generate.extractive import ExtractiveGenerator
+
+    rag._generator = ExtractiveGenerator()
+    answer = rag.ask("What did John Okafor say about the escrow agreement?", k=3)
+    assert answer.self_query is not None and answer.self_query["filter"] == {"sender": "John Okafor"}
+    assert {h.doc_id for h in answer.hits} == {"okafor-23"}
+    assert answer_dict(answer)["self_query"]["applied"] == "filter"
+    assert "self-query filter {'sender': 'John Okafor'}" in format_footer(answer)
