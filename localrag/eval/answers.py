@@ -202,6 +202,8 @@ def run_config(rag: LocalRAG, dataset: AnswerDataset, namespace: str,
         t0 = time.perf_counter()
         answer = rag.ask(gold.question, namespace=namespace)
         scores.append(score_answer(answer, gold, (time.perf_counter() - t0) * 1000))
+        log.info("%s: F1 %s, abstained %s, %.0f ms", gold.query_id, scores[-1].f1, answer.abstained,
+                 scores[-1].total_ms)
         if on_answer is not None:
             on_answer(gold.query_id)
     scores = with_similarity(scores, dataset.items, rag.embedder)

@@ -117,6 +117,7 @@ ANSWER_PLOT_METRICS = (("f1", "token F1"), ("citation_recall", "citation recall"
 
 def cmd_eval_answers(args: argparse.Namespace) -> int:
     from localrag.cli import _progress_bar
+    from localrag.cli.common import counter
     from localrag.config import load_settings
     from localrag.eval.answers import evaluate_answers, format_answer_table, load_answers, parse_configs
     from localrag.eval.runner import sample_ids
@@ -127,11 +128,19 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         keep = set(sample_ids([g.query_id for g in dataset.items], args.queries, args.seed))
         dataset = replace(dataset, items=tuple(g for g in dataset.items if g.query_id in keep))
     update, close = _progress_bar("ingest corpus")
+    answered, close_count = counter(f"answers ({len(configs)} x {len(dataset.items)})")
+    done = [0]
+
+    def on_answer(config: str, query_id: str) -> None:
+        done[0] += 1
+        answered(done[0])
+
     try:
         results = evaluate_answers(Path(args.data), dataset, configs, load_settings(Path(args.data)),
-                                   progress=update, split=args.split)
+                                   progress=update, on_answer=on_answer, split=args.split)
     finally:
         close()
+        close_count()
     if args.queries is not None:
         results["subset"] = {"questions": len(dataset.items), "seed": args.seed}
     if args.out:

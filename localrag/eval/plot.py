@@ -48,9 +48,12 @@ def plot_runs(
                       fontsize=7 if len(metrics) > 1 else 8)
     left.set_yticks(y, names)
     left.invert_yaxis()
-    left.set_xlim(0, top * (1.15 if len(metrics) > 1 else 1.0))
+    # several metrics: room on the right of the bars for the legend, so it hides none of them
+    left.set_xlim(0, top * (1.6 if len(metrics) > 1 else 1.0))
     if len(metrics) > 1:
-        left.legend(fontsize=7, loc="lower right")
+        left.legend(fontsize=7, loc="center right")
+        if top <= 1.0:
+            left.set_xticks([i / 5 for i in range(6)])  # the scores' own range, not the legend's room
         left.set_xlabel("score")
     else:
         left.set_xlabel(metrics[0][1])
