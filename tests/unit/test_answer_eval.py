@@ -199,3 +199,18 @@ def test_scores_are_frozen_records() -> None:
     assert isinstance(s, AnswerScore)
     with pytest.raises(AttributeError):
         s.em = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--answers", "/nonexistent"), "is not an answers dataset"),
+    (("--answers", "/nonexistent", "--mode", "dense"), "with --answers use --set"),
+    (("--dataset", "/nonexistent", "--config", "a"), "use them with --answers"),
+    (("--answers", "/nonexistent", "--set", "embed.model=x"), "shapes the index"),
+])
+def test_cli_refuses_bad_answer_eval_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           args: tuple[str, ...], message: str) -> None:
+    from localrag.cli import main
+
+    assert main(["--data", str(tmp_path / "data"), "eval", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # refused before a data directory was made
