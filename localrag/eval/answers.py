@@ -184,7 +184,7 @@ def evaluate_answers(
             log.info("configuration %s: %d questions in %.1fs", config.name, len(dataset.items),
                      time.perf_counter() - t0)
             results["configs"][config.name] = {"overrides": {s: dict(v) for s, v in config.overrides.items()},
-                                               "model": rag.settings.generate.model, **run}
+                                               **run}
     return results
 
 
@@ -198,9 +198,13 @@ def run_config(rag: LocalRAG, dataset: AnswerDataset, namespace: str,
                on_answer: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The summary of one configuration and its per-question rows."""
     scores = []
+    answered_by: dict[str, int] = {}  # provider:model -> answers, as a fallback chain may switch
     for gold in dataset.items:
         t0 = time.perf_counter()
         answer = rag.ask(gold.question, namespace=namespace)
+        if answer.provider:
+            key = f"{answer.provider}:{answer.model}"
+            answered_by[key] = answered_by.get(key, 0) + 1
         scores.append(score_answer(answer, gold, (time.perf_counter() - t0) * 1000))
         log.info("%s: F1 %s, abstained %s, %.0f ms", gold.query_id, scores[-1].f1, answer.abstained,
                  scores[-1].total_ms)
@@ -208,7 +212,7 @@ def run_config(rag: LocalRAG, dataset: AnswerDataset, namespace: str,
             on_answer(gold.query_id)
     scores = with_similarity(scores, dataset.items, rag.embedder)
     rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(s).items()} for s in scores]
-    return {**summarise(scores), "rows": rows}
+    return {**summarise(scores), "answered_by": answered_by, "rows": rows}
 
 
 def _cell(value: Any, width: int, digits: int = 3) -> str:

@@ -72,6 +72,7 @@ def test_eval_answers_compares_configurations(tmp_path: Path, capsys: pytest.Cap
     for name, run in results["configs"].items():
         assert set(METRICS) <= set(run), name
         assert run["questions"] == 4 and run["answerable"] == 3 and len(run["rows"]) == 4
+        assert run["answered_by"] and all(key.startswith("llamacpp:") for key in run["answered_by"])
         rows = {r["query_id"]: r for r in run["rows"]}
         assert rows["q4"]["f1"] is None and rows["q4"]["similarity"] is None  # unanswerable: not scored
         for q in ("q1", "q2", "q3"):
