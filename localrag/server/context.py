@@ -15,6 +15,7 @@ from localrag.config import ServerSettings
 from localrag.engine import LocalRAG
 from localrag.errors import InvalidInputError
 from localrag.ingest.watch import WatchStatus
+from localrag.learn.selfquery_run import mode_of
 from localrag.metrics import Metrics, labels_of
 from localrag.query.run import resolve
 from localrag.server.concurrency import LLMQueue, MicroBatcher
@@ -47,7 +48,9 @@ class ServerContext:
     async def search(self, request: SearchRequest) -> SearchResult:
         self.rag.retriever.validate(request)  # a bad request fails alone, before it joins a batch
         # A query strategy waits on the LLM: it runs on its own rather than holding up a batch.
-        strategic = resolve(request, self.rag.settings.learn.strategy) != "none"
+        learn = self.rag.settings.learn
+        strategic = resolve(request, learn.strategy) != "none" or (
+            learn.self_query_llm and mode_of(request, learn.self_query) != "off")  # self-query asking the LLM
         if self.settings.micro_batching and not strategic:
             result = await self.batcher.submit(request)
         else:
