@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,34 @@ def ask(page: Any, question: str) -> dict[str, Any]:
     return final_answer(response.value.body())
 
 
+@contextmanager
+def held_after_first_token(served: Served) -> Iterator[threading.Event]:
+    """Hold the server's next answer stream after its first piece of text until the event is set.
+
+    Without it a short answer (the small model's follow-up is a few tokens) can finish before the page
+    is seen streaming, and Stop would race the end of the stream. The hold wraps the answer pipeline's
+    stream, not the generator's: a follow-up's rewrite also runs through the generator. It holds on the
+    generation thread, so the client's disconnect is noticed (and the model's lock freed) once released."""
+    pipeline = served.rag.answers
+    original = pipeline.stream
+    release = threading.Event()
+
+    def held(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        holding = True
+        for item in original(*args, **kwargs):
+            yield item
+            if holding and isinstance(item, str) and item.strip():
+                holding = False
+                release.wait(timeout=300)
+
+    pipeline.stream = held  # type: ignore[method-assign]
+    try:
+        yield release
+    finally:
+        release.set()
+        pipeline.stream = original  # type: ignore[method-assign]
+
+
 def shown_text(page: Any) -> str:
     return str(page.locator(".answer").last.locator(".answer-text").inner_text())
 
@@ -58,11 +89,13 @@ def test_streamed_answer_citation_followup_stop_and_abstention(server: Served, p
     shot(page, "chat-empty")
 
     page.fill("#chat-question", QUESTION)
-    with page.expect_response(lambda r: r.url.endswith(CHAT)) as response:
+    with held_after_first_token(server) as release, \
+            page.expect_response(lambda r: r.url.endswith(CHAT)) as response:
         page.press("#chat-question", "Enter")
         # tokens are on the page while the answer is still streaming
         page.wait_for_selector('.answer.streaming:not([data-tokens="0"])')
         shot(page, "chat-streaming")
+        release.set()
     answer = final_answer(response.value.body())
     card = page.locator(".answer.done")
     card.wait_for()
@@ -101,16 +134,19 @@ def test_streamed_answer_citation_followup_stop_and_abstention(server: Served, p
 
     # a follow-up carries the conversation; Stop ends it and frees the server's generation slot
     page.fill("#chat-question", "When was that?")
-    with page.expect_request(lambda r: r.url.endswith(CHAT)) as sent:
-        page.press("#chat-question", "Enter")
-    messages = sent.value.post_data_json["messages"]
-    assert messages == [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": answer["answer"]},
-                        {"role": "user", "content": "When was that?"}]
-    page.wait_for_selector('.answer.streaming:not([data-tokens="0"])')
-    page.click("button:has-text('Stop')")
-    page.wait_for_selector(".answer.stopped")
-    assert page.locator(".answer.stopped").inner_text().rstrip().endswith("Stopped.")
-    assert page.locator("button:has-text('Stop')").is_hidden()
+    with held_after_first_token(server) as release:
+        with page.expect_request(lambda r: r.url.endswith(CHAT)) as sent:
+            page.press("#chat-question", "Enter")
+        messages = sent.value.post_data_json["messages"]
+        assert messages == [{"role": "user", "content": QUESTION},
+                            {"role": "assistant", "content": answer["answer"]},
+                            {"role": "user", "content": "When was that?"}]
+        page.wait_for_selector('.answer.streaming:not([data-tokens="0"])')
+        page.click("button:has-text('Stop')")
+        page.wait_for_selector(".answer.stopped")
+        assert page.locator(".answer.stopped").inner_text().rstrip().endswith("Stopped.")
+        assert page.locator("button:has-text('Stop')").is_hidden()
+        release.set()
 
     # a new chat asks without history; the model is free again after Stop (greedy: the same answer)
     page.click("text=New chat")
