@@ -136,6 +136,9 @@ class AnswerSettings:
     conflicts: bool = True
     conflict_precedence: Literal["", "date", "priority"] = ""
     conflict_date_field: str = "date"
+    # when the passages exceed context_tokens: "off" cuts them (whole passages while they fit, the first
+    # one truncated); "sentences" keeps their most relevant sentences instead (answer/compress.py)
+    compression: Literal["off", "sentences"] = "off"
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,7 @@ def best_sentence(passage: str, claim: str) -> tuple[int, int, float]:
 
 def resolve(number: int, source: ContextSource, claim: str) -> Citation:
     start, end, _ = best_sentence(source.text, claim)
-    quote_start, quote_end = source.char_start + start, source.char_start + end
+    start, end, quote_start, quote_end = source.document_span(start, end)
     chunk_id, page = source.chunk_at(quote_start)
     return Citation(
         number=number, doc_id=source.doc_id, source=source.source, chunk_id=chunk_id,

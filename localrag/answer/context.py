@@ -4,7 +4,9 @@ A passage's text is always an exact slice of its document
 (``document.text[char_start:char_end] == text``), so every citation resolves to a real
 span: overlapping or touching chunks of one document are merged on their offsets, gaps
 between nearby chunks are filled from the document itself (only when a document
-reader is given), and a passage cut to fit the budget keeps its start.
+reader is given), and a passage cut to fit the budget keeps its start. A passage compressed
+to its most relevant sentences (answer/compress.py) is several exact slices, each with its
+document offsets in ``segments``.
 """
 
 from __future__ import annotations
@@ -37,9 +39,25 @@ class ContextSource:
     chunk_ids: tuple[int, ...]
     chunk_spans: tuple[tuple[int, int, int, int | None], ...]  # (chunk_id, start, end, page), by start
     tokens: int = 0
+    # Compressed passages (answer/compress.py): (text_start, text_end, document_start) of each exact
+    # slice of the document in ``text``; the text between slices is an elision mark. Empty: ``text``
+    # is one slice, ``document.text[char_start:char_end]``.
+    segments: tuple[tuple[int, int, int], ...] = ()
 
     def passage(self) -> Passage:
         return Passage(self.number, self.text, self.title)
+
+    def document_span(self, start: int, end: int) -> tuple[int, int, int, int]:
+        """(start, end) of the text span ``text[start:end]`` clipped to one exact slice of the document,
+        and that slice's (document start, document end): a span crossing an elision keeps its larger part."""
+        if not self.segments:
+            return start, end, self.char_start + start, self.char_start + end
+        best = max(self.segments, key=lambda seg: (min(end, seg[1]) - max(start, seg[0]), -seg[0]))
+        text_start, text_end, doc_start = best
+        lo, hi = max(start, text_start), min(end, text_end)
+        if lo >= hi:  # no overlap at all: the whole slice
+            lo, hi = text_start, text_end
+        return lo, hi, doc_start + lo - text_start, doc_start + hi - text_start
 
     def chunk_at(self, offset: int) -> tuple[int, int | None]:
         """(chunk id, page) of the chunk holding document ``offset`` (the first, where chunks overlap)."""

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import math
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from localrag.answer.citations import MarkerFilter, strip_markers
+from localrag.answer.compress import EmbeddingScorer, compress
 from localrag.answer.conflicts import conflict_note, find_conflicts
 from localrag.answer.context import Context, ContextBuilder
 from localrag.answer.grounding import ClaimJudge, Verified, apply_policy, ground, llm_judge_of, verify
@@ -156,6 +158,13 @@ class AnswerPipeline:
         count = self.generator.count_tokens
         room = self.generator.context_window - max_tokens - self.templates.overhead_tokens(count, question)
         budget = max(_MIN_BUDGET, min(self.settings.context_tokens, room))
+        if self.settings.compression == "sentences":
+            # every passage in full, then its most relevant sentences kept to the budget
+            whole = ContextBuilder(count, sys.maxsize, document_text=self._document_text).build(hits)
+            compressed = compress(whole, question, budget, count, EmbeddingScorer(self.rag.embedder))
+            if compressed is not None:
+                return compressed
+            log.info("no sentence of the passages fits %d tokens; truncating instead", budget)
         builder = ContextBuilder(count, budget, document_text=self._document_text)
         return builder.build(hits)
 
