@@ -220,6 +220,9 @@ class LearnSettings:
     depth: int = 50  # how many hits are re-ordered when votes apply (then cut to k)
     scope: Literal["namespace", "source"] = "namespace"  # "source": a voter's votes affect only their searches
     strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] = "none"  # the default query strategy
+    # route every search through the learned router (learn/router.py, <data>/router.json); strategy "auto"
+    # routes regardless. Off unless the held-out comparison (benchmarks/bench_router.py) says it helps
+    router: bool = False
     # a metadata filter read from the question (learn/selfquery.py): off, boost (fused with the plain list) or filter
     self_query: Literal["off", "boost", "filter"] = "off"
     self_query_min_confidence: float = 0.7  # conditions less sure than this are shown, never applied

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from localrag.docview import DocumentView
     from localrag.ingest.sync import SyncReport
     from localrag.learn.feedback import FeedbackModel
+    from localrag.learn.router import Router
     from localrag.learn.selfquery_run import SelfQueryRunner
     from localrag.query.run import StrategyRunner
     from localrag.types import Answer
@@ -89,6 +90,7 @@ class LocalRAG:
         self._learner: FeedbackModel | None = None  # learn/feedback.py, made on first use
         self._strategies: StrategyRunner | None = None  # query/run.py, made on first use
         self._self_query: SelfQueryRunner | None = None  # learn/selfquery_run.py, made on first use
+        self._router: Router | None = None  # learn/router.py, made on first use
         self.events = EventBus()  # ingest/update/delete/skip/progress, for the CLI, GET /v1/events and embedders
         if embedder is not None:
             self._check_vector_space(embedder)
@@ -341,21 +343,33 @@ class LocalRAG:
         filter read from the query applies first (learn/selfquery_run.py).
         """
         from localrag.learn.selfquery_run import mode_of
-        from localrag.query.run import StrategyRunner, resolve
-        from localrag.rerank import stage
 
         if self._closed:
             raise InvalidInputError("this LocalRAG is closed")
         modes = [mode_of(r, self.settings.learn.self_query) for r in requests]
         if any(mode != "off" for mode in modes):
             return self.self_query.run(requests, modes)
+        learn = self.settings.learn
+        routed = [learn.router or (r.strategy or learn.strategy) == "auto" for r in requests]
+        if any(routed):
+            # learn/router.py: a route (mode, alpha, candidates, rerank) per query, reported on the result
+            pairs = [self.router.route(r) if w else (r, None) for r, w in zip(requests, routed, strict=True)]
+            results = self._search([r for r, _ in pairs])
+            return [res if c is None else replace(res, route=c.label)
+                    for res, (_, c) in zip(results, pairs, strict=True)]
+        return self._search(requests)
+
+    def _search(self, requests: Sequence[SearchRequest]) -> list[SearchResult]:
+        from localrag.query.run import StrategyRunner, resolve
+        from localrag.rerank import stage
+
         names = [resolve(r, self.settings.learn.strategy) for r in requests]
         if any(name != "none" for name in names):
             if self._strategies is None:
                 self._strategies = StrategyRunner(self)
             runner = self._strategies
             plain_requests = [replace(r, strategy="none") for r, n in zip(requests, names, strict=True) if n == "none"]
-            plain = iter(self.retrieve(plain_requests) if plain_requests else [])
+            plain = iter(self._search(plain_requests) if plain_requests else [])
             return [next(plain) if n == "none" else runner.run(r, n) for r, n in zip(requests, names, strict=True)]
         original = requests
         evidence: list[dict[int, float]] = [{} for _ in requests]
@@ -381,6 +395,20 @@ class LocalRAG:
 
             self._learner = FeedbackModel(self.store, self.retriever._query_vectors, self.settings.learn)
         return self._learner
+
+    @property
+    def router(self) -> Router:
+        """The learned search router (learn/router.py): its table is ``<data>/router.json``, read once."""
+        if self._router is None:
+            from localrag.learn.router import TABLE_FILE, Router
+
+            self._router = Router(self.path / TABLE_FILE, self._doc_freq)
+        return self._router
+
+    def _doc_freq(self, namespace: str) -> Callable[[str], tuple[int, list[int]]] | None:
+        ns_id = self.store.namespace_id(namespace)
+        space = self.indexes.get(ns_id) if ns_id is not None else None
+        return None if space is None else space.keyword.doc_freqs
 
     @property
     def self_query(self) -> SelfQueryRunner:
@@ -426,6 +454,10 @@ class LocalRAG:
         with self._write_mutex:
             self._begin_write()
             self.store.add_feedback(namespace, text, chunk_id, relevant, grade=grade, source=source, vector=vector)
+            vote = grade if grade is not None else (1.0 if relevant else -1.0)
+            if vote and self.router.table.entries and not self.read_only:
+                # learned routes answer to votes on their hits (learn/router.py: enough down-votes demote one)
+                self.router.vote(SearchRequest(text, namespace=namespace), up=vote > 0)
 
     def feedback_items(
         self, namespace: str | None = None, limit: int = 0, newest_first: bool = False

@@ -120,6 +120,7 @@ class SearchResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     strategy: str = "none"  # the query strategy that ran
     self_query: Mapping[str, Any] | None = None  # the filter read from the query and how it was applied
+    route: str = ""  # the learned route that ran (learn/router.py), e.g. "auto:keyword@wh"; "" when not routed
 
 
 # -- answers (generation) ------------------------------------------------------------

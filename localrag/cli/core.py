@@ -105,6 +105,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     hits = result.hits
     if result.strategy != "none" or args.strategy:  # stderr: the JSON on stdout stays a list of hits
         print(f"strategy: {result.strategy}", file=sys.stderr)
+    if result.route:
+        print(f"route: {result.route}", file=sys.stderr)
     if result.self_query is not None:
         print("self-query: " + json.dumps(result.self_query, ensure_ascii=False), file=sys.stderr)
     if args.json:

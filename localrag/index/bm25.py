@@ -104,6 +104,14 @@ class BM25Index:
     def __len__(self) -> int:
         return self._n_alive
 
+    def doc_freqs(self, text: str) -> tuple[int, list[int]]:
+        """(live documents, document frequency of each of ``text``'s tokens); for the query router
+        (learn/router.py), which judges rarity with the index's own tokenizer."""
+        tokens = self.tokenizer(text)
+        with self._lock:
+            vocab, df = self._vocab, self._df.data
+            return self._n_alive, [int(df[i]) if (i := vocab.get(t)) is not None else 0 for t in tokens]
+
     def __repr__(self) -> str:
         return f"BM25Index({self._n_alive} docs, {len(self._terms)} terms, {self.tokenizer!r})"
 

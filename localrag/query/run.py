@@ -10,6 +10,8 @@ whose model wrote nothing usable (e.g. the extractive provider, which has no mod
 questions, or a long one joining clauses with and/or/versus/compare/difference between) is
 decomposed; anything else runs plain, because on SciFact test neither multi-query (0.678) nor HyDE
 (0.705) beat plain hybrid search (0.708 nDCG@10, benchmarks/results/quality.json).
+``auto`` also sends the search through the learned router (learn/router.py, engine.retrieve), which
+picks mode, alpha, candidates and reranking per query from ``<data>/router.json``; ``result.route`` says which.
 """
 
 from __future__ import annotations

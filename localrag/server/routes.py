@@ -140,7 +140,8 @@ def router() -> APIRouter:
             for hit in hits:
                 hit.pop("text")
         return JSONResponse({"hits": hits, "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
-                             "strategy": result.strategy, "self_query": result.self_query})
+                             "strategy": result.strategy, "self_query": result.self_query,
+                             "route": result.route})
 
     @api.post("/ask")
     async def ask(body: AskBody, request: Request) -> JSONResponse:
