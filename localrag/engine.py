@@ -402,10 +402,11 @@ class LocalRAG:
         if self._router is None:
             from localrag.learn.router import TABLE_FILE, Router
 
-            self._router = Router(self.path / TABLE_FILE, self._doc_freq)
+            self._router = Router(self.path / TABLE_FILE, self.doc_freq)
         return self._router
 
-    def _doc_freq(self, namespace: str) -> Callable[[str], tuple[int, list[int]]] | None:
+    def doc_freq(self, namespace: str) -> Callable[[str], tuple[int, list[int]]] | None:
+        """The BM25 document frequencies of ``namespace`` (``BM25Index.doc_freqs``); None when it has no index."""
         ns_id = self.store.namespace_id(namespace)
         space = self.indexes.get(ns_id) if ns_id is not None else None
         return None if space is None else space.keyword.doc_freqs

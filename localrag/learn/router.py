@@ -2,7 +2,8 @@
 
 Features (``query_features``): content-word count, the share of rare terms (document frequency
 in the namespace's BM25 index under 1% of its documents), quotes, identifiers (digits, camelCase,
-snake_case, dotted or hyphenated codes) and the question type (wh-, yes/no, statement). They map
+snake_case, dotted or hyphenated codes) and the question type (yes/no: opens with an auxiliary verb;
+wh-: a wh-word anywhere, as in "In what year ..."; else a statement). They map
 to a hierarchy of bucket keys, most specific first (``bucket_keys``):
 ``qtype|length|rarity|marks`` -> ``qtype|length`` -> ``qtype`` -> ``*``.
 
@@ -43,7 +44,7 @@ TABLE_FILE = "router.json"
 DEFAULT_ROUTE = "hybrid"
 RARE_DF = 0.01  # a term in under 1% of the documents counts as rare
 _TOKENIZER = TextTokenizer()
-_WH = re.compile(r"^\s*(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
+_WH = re.compile(r"\b(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)  # "In what year ..."
 _YESNO = re.compile(r"^\s*(is|are|was|were|do|does|did|can|could|should|will|would|has|have|had)\b", re.IGNORECASE)
 _IDENT = re.compile(r"\d|[a-z][A-Z]|\w_\w|\b[A-Za-z]+[-.][A-Za-z0-9]*\d")
 _QUOTE = re.compile(r"\"[^\"]+\"|“[^”]+”")
@@ -90,7 +91,7 @@ def query_features(query: str, doc_freq: DocFreq | None = None) -> QueryFeatures
         n_docs, freqs = doc_freq(query)
         if n_docs > 0 and freqs:
             rare = sum(1 for f in freqs if f < RARE_DF * n_docs) / len(freqs)
-    qtype = "wh" if _WH.search(query) else "yesno" if _YESNO.search(query) else "statement"
+    qtype = "yesno" if _YESNO.search(query) else "wh" if _WH.search(query) else "statement"
     return QueryFeatures(len(tokens), round(rare, 4), bool(_QUOTE.search(query)), bool(_IDENT.search(query)), qtype)
 
 

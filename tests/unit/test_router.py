@@ -158,3 +158,28 @@ def test_learn_router_setting_routes_every_search(tmp_path: Path, real_embedder:
     assert wh.route == "auto:dense@wh" and all("keyword" not in h.scores for h in wh.hits)
     assert wh.hits[0].doc_id == "d1"
     assert other.route == "auto:default" and other.hits[0].doc_id == "d3"
+
+
+def test_learn_router_fits_on_stored_judgments_and_saves_only_when_adopted(tmp_path: Path, real_embedder: Any) -> None:
+    from localrag.errors import InvalidInputError
+    from localrag.learn.router_train import train_from_feedback
+
+    topics = ["volcanoes erupt lava", "glaciers carve valleys", "coral reefs bleach", "comets orbit the sun",
+              "bees pollinate flowers", "tides follow the moon", "rust forms on iron", "owls hunt at night",
+              "deserts get little rain", "salmon swim upstream", "lightning heats the air", "moss grows in shade"]
+    docs = [Document(f"t{i}", f"Unit KX-{4000 + i} notes: {text}.") for i, text in enumerate(topics)]
+    with LocalRAG(tmp_path / "d", embedder=real_embedder) as rag:
+        rag.add(docs)
+        with pytest.raises(InvalidInputError, match="at least 8 queries"):
+            train_from_feedback(rag)
+        for i, text in enumerate(topics):
+            hit = rag.search(f"why {text.split()[0]} {text.split()[1]}", 5)
+            target = next(h for h in hit if h.doc_id == f"t{i}")
+            rag.feedback(f"why {text.split()[0]} {text.split()[1]}", target.chunk_id, True)
+        report = train_from_feedback(rag, holdout_share=0.25, min_queries=1, min_gain=-1.0)
+    assert report["training_queries"] == 9 and report["held_out_queries"] == 3
+    assert report["table"]  # min_gain -1: some route is always taken
+    figures = report["held_out_ndcg@10"]
+    assert 0.0 < figures["default"] <= 1.0 and sum(figures["routes"].values()) == 3
+    assert report["adopted"] == (figures["router"] >= figures["default"])
+    assert (tmp_path / "d" / "router.json").is_file() == report["adopted"]
