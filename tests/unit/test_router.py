@@ -183,3 +183,16 @@ def test_learn_router_fits_on_stored_judgments_and_saves_only_when_adopted(tmp_p
     assert 0.0 < figures["default"] <= 1.0 and sum(figures["routes"].values()) == 3
     assert report["adopted"] == (figures["router"] >= figures["default"])
     assert (tmp_path / "d" / "router.json").is_file() == report["adopted"]
+
+
+def test_learn_router_cli_refuses_too_few_judged_queries(tmp_path: Path, real_embedder: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from localrag.cli import main
+
+    with LocalRAG(tmp_path / "d", embedder=real_embedder) as rag:
+        rag.add(DOCS)
+        hit = rag.search("ATP in cells", 1)[0]
+        rag.feedback("ATP in cells", hit.chunk_id, True)
+    assert main(["--data", str(tmp_path / "d"), "learn", "--router"]) == 2
+    assert "at least 8 queries" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "router.json").exists()
