@@ -340,7 +340,8 @@ class LocalRAG:
         Requests with ``rerank`` (default ``rerank.enabled``) fetch k1 candidates and rerank them to k.
         A request with a query ``strategy`` runs on its own through query/run.py; stored feedback near a
         query re-orders its hits last (learn/feedback.py). With ``self_query`` (default learn.self_query) a
-        filter read from the query applies first (learn/selfquery_run.py).
+        filter read from the query applies first (learn/selfquery_run.py). Strategy ``auto`` (or learn.router)
+        takes mode, alpha, candidates and reranking from the learned router (learn/router.py; ``result.route``).
         """
         from localrag.learn.selfquery_run import mode_of
 
