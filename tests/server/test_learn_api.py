@@ -80,6 +80,7 @@ def test_search_ask_and_stream_take_a_strategy_and_report_it(tmp_path: Path, rea
             assert r.json()["strategy"] == "multi_query" and r.json()["timings_ms"]["expand"] > 0
             r = c.post("/v1/search", json={"query": QUERY, "strategy": "auto"})
             assert r.status_code == 200 and r.json()["strategy"] == "none"
+            assert r.json()["route"] == "auto:default"  # auto routes; no router.json here: the configured search
             r = c.post("/v1/search", json={"query": QUERY, "strategy": "telepathy"})
             assert r.status_code == 400 and "strategy" in r.json()["error"]["message"]
             r = c.post("/v1/ask", json={"question": QUERY, "strategy": "hyde"})
