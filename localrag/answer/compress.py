@@ -177,5 +177,6 @@ def _compressed(source: ContextSource, runs: Sequence[tuple[int, int]], number: 
     return replace(
         source, number=number, text="".join(pieces), char_start=doc_start, char_end=doc_end,
         chunk_ids=tuple(span[0] for span in spans) or source.chunk_ids, chunk_spans=spans or source.chunk_spans,
-        page=spans[0][3] if spans else source.page, segments=tuple(segments),
+        page=spans[0][3] if spans else source.page,
+        segments=tuple(segments) if len(segments) > 1 else (),  # one slice: text is document[char_start:char_end]
     )
