@@ -221,7 +221,7 @@ class LearnSettings:
     scope: Literal["namespace", "source"] = "namespace"  # "source": a voter's votes affect only their searches
     strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] = "none"  # the default query strategy
     # route every search through the learned router (learn/router.py, <data>/router.json); strategy "auto"
-    # routes regardless. Off unless the held-out comparison (benchmarks/bench_router.py) says it helps
+    # routes regardless. Off: on held-out SQuAD it did not beat the fixed search (benchmarks/results/router.json)
     router: bool = False
     # a metadata filter read from the question (learn/selfquery.py): off, boost (fused with the plain list) or filter
     self_query: Literal["off", "boost", "filter"] = "off"
