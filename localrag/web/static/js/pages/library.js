@@ -23,7 +23,7 @@ export function describeUpload(result) {
 export async function mount(root, ctx) {
   const abort = new AbortController();
   const timers = new Set();
-  const state = { namespace: ctx.namespace ? ctx.namespace() || '' : '', q: '', offset: 0, open: null };
+  const state = { namespace: ctx.namespace ? ctx.namespace() || '' : '', q: '', offset: 0, open: null, confirming: null };
   let listSeq = 0;
 
   // -- layout ---------------------------------------------------------------------------------------
@@ -169,8 +169,12 @@ export async function mount(root, ctx) {
       loadList();
       return;
     }
+    // A live refresh must not drop a delete confirmation the user has open (nor the focus inside it).
+    const active = document.activeElement;
+    const focusConfirm = Boolean(active && listBody.contains(active) && active.closest('.confirm'));
     clear(listBody);
     for (const doc of docs) listBody.append(row(doc));
+    if (focusConfirm) listBody.querySelector('.confirm button:not(.danger)')?.focus();
     const total = typeof data.total === 'number' ? data.total : null;
     const from = docs.length ? state.offset + 1 : 0;
     const to = state.offset + docs.length;
@@ -194,6 +198,7 @@ export async function mount(root, ctx) {
     const del = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${doc.doc_id}`,
       onclick: () => confirmDelete(actions, doc.doc_id, del, Boolean(doc.metadata?.root)) }, 'Delete');
     actions.append(del);
+    if (state.confirming === doc.doc_id) confirmDelete(actions, doc.doc_id, del, Boolean(doc.metadata?.root), false);
     return h('tr', { 'data-doc': doc.doc_id },
       // the id under the title only when it says something the source column does not
       h('td', { 'data-label': 'Title / id' }, open,
@@ -207,8 +212,9 @@ export async function mount(root, ctx) {
 
   // The delete button turns into a confirm step in place; Escape or Cancel puts it back. A document of a
   // watched folder (metadata.root) stays deleted only while its file is unchanged: the question says so.
-  function confirmDelete(cell, docId, button, watched) {
-    const restore = () => { clear(cell); cell.append(button); button.focus(); };
+  function confirmDelete(cell, docId, button, watched, focus = true) {
+    state.confirming = docId;
+    const restore = () => { state.confirming = null; clear(cell); cell.append(button); button.focus(); };
     const yes = h('button', { type: 'button', class: 'danger', onclick: () => remove(docId, cell, restore) },
       'Delete');
     const no = h('button', { type: 'button', onclick: restore }, 'Cancel');
@@ -217,7 +223,7 @@ export async function mount(root, ctx) {
       onkeydown: (e) => { if (e.key === 'Escape') restore(); } },
     h('span', {}, `Delete ${docId}?`), ' ', yes, ' ', no,
     watched ? h('span', { class: 'lib-note confirm-note' }, 'From a watched folder: it returns if the file changes.') : null));
-    no.focus();
+    if (focus) no.focus();
   }
 
   async function remove(docId, cell, restore) {
@@ -231,6 +237,7 @@ export async function mount(root, ctx) {
       restore();
       return;
     }
+    state.confirming = null;
     toast(`Deleted ${docId}`, 'ok');
     if (state.open === docId) closeDocument();
     await loadList();
