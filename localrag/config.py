@@ -143,14 +143,21 @@ class AnswerSettings:
 
 @dataclass(frozen=True, slots=True)
 class VectorSettings:
-    """Where the dense side of the pipeline lives: local FAISS, or a Pinecone index via the official SDK."""
+    """Where retrieval lives: local FAISS; the dense side on a legacy Pinecone index ("pinecone"); or every
+    chunk as a document of one hosted document index, both search sides on it ("pinecone_documents",
+    localrag/pinecone/hosted_docs.py), via the official SDK."""
 
-    backend: Literal["faiss", "pinecone"] = "faiss"
+    backend: Literal["faiss", "pinecone", "pinecone_documents"] = "faiss"
     host: str = ""  # the index's data-plane host, e.g. https://docs-abc123.svc.pinecone.io
     index: str = ""  # or the index name, resolved to a host through the control plane
     control_host: str = ""  # control plane; empty: the SDK's default (https://api.pinecone.io)
     api_key_env: str = "PINECONE_API_KEY"  # the environment variable holding the API key
     namespace_prefix: str = "localrag-"  # Pinecone namespace of a localrag namespace: prefix + its id
+    # pinecone_documents: each hosted call is retried on 429/5xx/timeouts, with jittered exponential backoff
+    retries: int = 4
+    retry_base_s: float = 0.25
+    retry_max_s: float = 8.0
+    timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

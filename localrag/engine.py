@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from localrag.learn.feedback import FeedbackModel
     from localrag.learn.router import Router
     from localrag.learn.selfquery_run import SelfQueryRunner
+    from localrag.pinecone.hosted_docs import HostedCorpus
     from localrag.query.run import StrategyRunner
     from localrag.types import Answer
 
@@ -97,9 +98,20 @@ class LocalRAG:
         self.indexes = IndexManager(self.store, self.path, self._vector_dim(), self.settings)
         with self._rw.write():
             self.indexes.open()
-        self.retriever = Retriever(
-            self.store, self.indexes, self._get_embedder, self.settings.search, self.settings.server
-        )
+        # vector.backend = "pinecone_documents": the corpus lives on one hosted document index shared by
+        # any number of replicas; the local store and indexes stay empty (localrag/pinecone/hosted_docs.py)
+        self.hosted: HostedCorpus | None = None
+        if self.settings.vector.backend == "pinecone_documents":
+            from localrag.pinecone.hosted_docs import HostedCorpus
+            from localrag.pinecone.hosted_search import HostedRetriever
+
+            self.hosted = HostedCorpus.open(self.settings)
+            self.retriever: Retriever = HostedRetriever(self.hosted, self.store, self.indexes, self._get_embedder,
+                                             self.settings.search, self.settings.server)
+        else:
+            self.retriever = Retriever(
+                self.store, self.indexes, self._get_embedder, self.settings.search, self.settings.server
+            )
 
     # -- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> LocalRAG:
@@ -169,7 +181,7 @@ class LocalRAG:
             raise InvalidInputError("this LocalRAG is closed")
         if self.read_only:
             raise StoreLockedError(f"{self.path} was opened read-only")
-        if not self._writer.held:
+        if not self._writer.held and self.hosted is None:  # hosted replicas write side by side
             self._writer.acquire()
             self.indexes.remove_stale_temp_files()
         self._sync()
@@ -211,12 +223,15 @@ class LocalRAG:
                 self.store.set_meta("vector_space", getattr(embedder, "vector_space", embedder.name))
                 self.store.set_meta("dim", str(embedder.dim))
             if self._pipeline is None:
-                self._pipeline = IngestPipeline(self.store, embedder, self.settings, self.events)
+                from localrag.pinecone.hosted_docs import HostedWrites
+
+                target: Any = self.store if self.hosted is None else HostedWrites(self.hosted)
+                self._pipeline = IngestPipeline(target, embedder, self.settings, self.events)
             report = self._pipeline.run(
                 items,
                 namespace=namespace,
                 metadata=metadata,
-                on_commit=self._apply,
+                on_commit=self._apply if self.hosted is None else _nothing_local,
                 progress=progress,
                 docs_total=docs_total,
                 tracker=tracker,
@@ -278,17 +293,21 @@ class LocalRAG:
             doc_ids = [doc_ids]
         with self._write_mutex:
             self._begin_write()
-            ns_id = self.store.namespace_id(namespace)
-            if ns_id is None:
-                return 0
-            targets = list(doc_ids) if doc_ids is not None else self.retriever.matching_doc_ids(ns_id, filter or {})
-            present = len(self.store.content_hashes(namespace, targets))
-            result = self.store.delete_documents(namespace, targets)
-            if result is None:
-                return 0
-            self._apply(result, None, [])
-            with self._rw.write():
-                self.indexes.save()
+            if self.hosted is not None:  # filtered and counted on the hosted index
+                targets = self.hosted.delete(namespace, doc_ids, filter)
+                present = len(targets)
+            else:
+                ns_id = self.store.namespace_id(namespace)
+                if ns_id is None:
+                    return 0
+                targets = list(doc_ids) if doc_ids is not None else self.retriever.matching_doc_ids(ns_id, filter or {})
+                present = len(self.store.content_hashes(namespace, targets))
+                result = self.store.delete_documents(namespace, targets)
+                if result is None:
+                    return 0
+                self._apply(result, None, [])
+                with self._rw.write():
+                    self.indexes.save()
         if self.events.active:
             for doc_id in targets:
                 self.events.publish("delete", doc_id=doc_id, namespace=namespace)
@@ -469,15 +488,21 @@ class LocalRAG:
         return self.store.feedback_items(namespace, limit, newest_first)
 
     def get_document(self, doc_id: str, namespace: str = "") -> Document:
+        if self.hosted is not None:
+            return self.hosted.get_document(namespace, doc_id)
         return self.store.get_document(namespace, doc_id)
 
     def documents(self, namespace: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        if self.hosted is not None:
+            return self.hosted.list_documents(namespace, limit, offset)[0]
         return self.store.list_documents(namespace, limit, offset)
 
     def find_documents(
         self, namespace: str = "", q: str = "", limit: int = 100, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of the documents whose doc_id, title or source contain ``q`` (any case), and how many match."""
+        if self.hosted is not None:
+            return self.hosted.list_documents(namespace, limit, offset, q)
         return StoreBrowser(self.store).documents(namespace, limit, offset, q)
 
     def document_view(self, doc_id: str, namespace: str = "") -> DocumentView:
@@ -498,6 +523,8 @@ class LocalRAG:
             offset += page
 
     def stats(self) -> dict[str, Any]:
+        if self.hosted is not None:
+            return {**self.hosted.stats(), "path": str(self.path), "embedder": self.settings.embed.model}
         self._sync()
         stats = self.store.stats()
         stats["path"] = str(self.path)
@@ -554,6 +581,10 @@ class LocalRAG:
         from localrag.answer.chat import ChatSession
 
         return ChatSession(self.answers, **options)
+
+
+def _nothing_local(result: WriteResult, vectors: Any, texts: list[str]) -> None:
+    """The hosted mode's commit hook: the write is on the hosted index already; nothing local to update."""
 
 
 def _count(sources: Source | Iterable[Source], include: Sequence[str], exclude: Sequence[str]) -> int | None:

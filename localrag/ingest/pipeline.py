@@ -151,7 +151,9 @@ class IngestPipeline:
             return 0
         texts = [index_text(doc.title, chunk.text) for doc, _, chunks in group for chunk in chunks]
         updated = [doc.doc_id for doc, _, _ in group if doc.doc_id in known]
-        reuse = stored_vectors(self.store, namespace, updated) if updated else {}
+        # (a hosted store, vector.backend = "pinecone_documents", keeps no vectors to reuse)
+        hosted = not isinstance(self.store, SQLiteStore)
+        reuse = stored_vectors(self.store, namespace, updated) if updated and not hosted else {}
         vectors = self._embed(texts, len(group), reuse)
         prepared, offset = [], 0
         for doc, digest, chunks in group:
