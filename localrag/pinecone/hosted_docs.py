@@ -73,7 +73,30 @@ def connect(settings: VectorSettings) -> Any:
         raise ConfigError("vector.backend = 'pinecone_documents' needs vector.host or vector.index")
     pc = pinecone.Pinecone(api_key=api_key, host=settings.control_host or None, timeout=settings.timeout_s,
                            retry_config=pinecone.RetryConfig(max_retries=0))
-    return pc.index(host=settings.host) if settings.host else pc.index(name=settings.index)
+    index = call(RetryPolicy(settings.retries + 1, settings.retry_base_s, settings.retry_max_s), "describe_index",
+                 lambda: pc.index(host=settings.host) if settings.host else pc.index(name=settings.index))
+    _without_sdk_retries(index)
+    return index
+
+
+def _without_sdk_retries(index: Any) -> None:
+    """Turn the SDK's own data-plane retries off, so ours are the only ones (one policy, injectable sleeps).
+
+    SDK 10.2 takes ``retry_config`` for the control plane only; an ``Index`` builds its HTTP client from a
+    config with the default (3 retries, real sleeps). There is no public knob, so the client is rebuilt
+    from the same config with ``max_retries=0``; should the SDK's internals move, both layers retry
+    (a warning says so) and nothing else changes."""
+    try:
+        from dataclasses import replace
+
+        from pinecone import RetryConfig
+        from pinecone._internal.constants import DATA_PLANE_API_VERSION
+        from pinecone._internal.http_client import HTTPClient
+
+        config = replace(index._config, retry_config=RetryConfig(max_retries=0))
+        index._config, index._http = config, HTTPClient(config, DATA_PLANE_API_VERSION)
+    except (ImportError, AttributeError, TypeError) as e:
+        log.warning("could not turn off the Pinecone SDK's own retries (%s); hosted calls retry in both layers", e)
 
 
 def new_keys(count: int) -> list[int]:

@@ -40,7 +40,10 @@ class ServerContext:
         self.limiter = RateLimiter(s.rate_limit_rps, s.rate_limit_burst)
         self.batcher = MicroBatcher(self.rag.retrieve, s.batch_window_ms, s.batch_max, s.batch_workers)
         self.llm = LLMQueue(s.llm_concurrency, s.llm_queue_size)
-        self.answer_cache = LRUCache("answer", s.answer_cache_size, s.result_cache_ttl_s)
+        # Keyed by the local store's generation, which another replica's write to a shared hosted index
+        # (vector.backend = "pinecone_documents") does not move: off there.
+        answers = 0 if getattr(self.rag, "hosted", None) is not None else s.answer_cache_size
+        self.answer_cache = LRUCache("answer", answers, s.result_cache_ttl_s)
         describe_metrics(self.metrics)
         self.metrics.add_collector(self._gauges)
 

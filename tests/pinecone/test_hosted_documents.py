@@ -10,15 +10,18 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from fakes import HashingEmbedder
 from serving import running_server, sdk_client
+from threaded_server import app_in_thread
 
 from localrag import engine as engine_module
 from localrag.config import Settings, load_settings
 from localrag.engine import LocalRAG
 from localrag.errors import NotFoundError
 from localrag.pinecone.hosted_docs import schema
+from localrag.server import create_app as create_rag_app
 from localrag.types import Document
 
 pytestmark = pytest.mark.server
@@ -140,3 +143,31 @@ def test_a_shrunk_document_loses_its_surplus_chunks(tmp_path: Path) -> None:
         assert a.stats()["chunks"] == 1
         assert a.get_document("d").text == "now a short note about gardening."
         assert [h.doc_id for h in a.search("astronomy word17", k=5, mode="keyword")] == []
+
+
+def test_two_serve_replicas_behind_one_hosted_index(tmp_path: Path) -> None:
+    """Two `localrag serve` apps on 127.0.0.1, each with its own empty data dir: HTTP writes through one
+    are searched, answered and deleted through the other."""
+    settings = load_settings(None).with_overrides({"generate": {"providers": "extractive"}})
+    with LocalRAG(tmp_path / "a", settings=settings, embedder=HashingEmbedder()) as rag_a, \
+            LocalRAG(tmp_path / "b", settings=settings, embedder=HashingEmbedder()) as rag_b, \
+            app_in_thread(create_rag_app(tmp_path / "a", rag=rag_a)) as url_a, \
+            app_in_thread(create_rag_app(tmp_path / "b", rag=rag_b)) as url_b, \
+            httpx.Client(base_url=url_a, timeout=60) as a, httpx.Client(base_url=url_b, timeout=60) as b:
+        for doc in ({"doc_id": "bees", "title": "Honeybees", "metadata": {"topic": "bees"},
+                     "text": "Honeybees tell each other where flowers are with the waggle dance."},
+                    {"doc_id": "tides", "title": "Tides", "metadata": {"topic": "sea"},
+                     "text": "Tides rise and fall twice a day because the moon pulls on the oceans."}):
+            assert a.post("/v1/documents", json=doc).status_code == 201
+        hits = b.post("/v1/search", json={"query": "waggle dance flowers", "k": 2}).json()["hits"]
+        assert hits[0]["doc_id"] == "bees"
+        question = {"question": "How do honeybees tell each other where flowers are?", "k": 1}
+        answer = b.post("/v1/ask", json=question).json()
+        assert not answer["abstained"] and answer["citations"][0]["doc_id"] == "bees"
+        assert {d["doc_id"] for d in b.get("/v1/documents").json()["documents"]} == {"bees", "tides"}
+        assert b.delete("/v1/documents/bees").json() == {"deleted": 1}
+        assert a.delete("/v1/documents/bees").status_code == 404  # gone for every replica
+        hits = a.post("/v1/search", json={"query": "waggle dance flowers", "k": 2}).json()["hits"]
+        assert [h["doc_id"] for h in hits] == ["tides"]
+        again = b.post("/v1/ask", json=question).json()  # not an answer cached before the delete
+        assert all(c["doc_id"] != "bees" for c in again["citations"])
