@@ -9,6 +9,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -83,6 +84,37 @@ def documents_backend(hosted: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     monkeypatch.setattr(engine_module, "load_settings", fresh_corpus)
     return prefix
+
+
+class ReplicaPair:
+    """Two engines with their own data dirs as one: ``add`` (and ``sync``) go through the first replica,
+    everything else (search, ask, documents, delete, stats, the tests' own attribute writes) through the
+    second, so each suite test checks that one replica's writes are what the other reads."""
+
+    _VIA_FIRST = frozenset({"add", "sync"})
+
+    def __init__(self, first: LocalRAG, second: LocalRAG) -> None:
+        object.__setattr__(self, "_first", first)
+        object.__setattr__(self, "_second", second)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._first if name in self._VIA_FIRST else self._second, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._second, name, value)
+
+
+@pytest.fixture(params=["one engine", "two replicas"])
+def fake_rag(request: pytest.FixtureRequest, tmp_path: Path, fake_embedder: HashingEmbedder) -> Iterator[Any]:
+    """The suites' engine: one, or a pair of replicas sharing the hosted corpus (one data dir's prefix)."""
+    first = LocalRAG(tmp_path / "data", embedder=fake_embedder)
+    if request.param == "one engine":
+        yield first
+    else:
+        shared = replace(load_settings(None), vector=first.settings.vector)
+        with LocalRAG(tmp_path / "replica", settings=shared, embedder=fake_embedder) as second:
+            yield ReplicaPair(first, second)
+    first.close()
 
 
 def test_everything_lives_on_the_hosted_index(fake_rag: LocalRAG, hosted: str) -> None:
