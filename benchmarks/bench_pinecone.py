@@ -5,9 +5,13 @@
 
 ``--legacy-sizes`` adds the legacy query rows (in process): the same probes answered through the
 ANN candidates and by brute force, in one run, with recall@10 of the first against the second,
-and the time to open the index (load from SQLite and build the ANN). ``--sizes`` may be empty to
-run those rows alone. The vectors are stand-ins: random normal, 384-d, normalised, which is the
-hard case for candidate generation (no clusters to exploit).
+and the time to open the index (load from SQLite and the ANN's saved file; and with that file
+removed, so the ANN is rebuilt). ``--sizes`` may be empty to run those rows alone. Legacy sizes
+up to ``--all-metrics-up-to`` run cosine, dotproduct and euclidean; larger ones
+``--legacy-metrics`` (cosine). Each timing row records the load average (1, 5, 15 min) before
+and after, since the machine may be shared. The vectors are stand-ins: random normal, 384-d,
+normalised for cosine (lengths 0.5-1.5 for the other metrics), which is the hard case for
+candidate generation (no clusters to exploit).
 
 Prints JSON (and writes it to --out). Numbers depend on the machine; tests never assert them.
 """
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,37 +71,67 @@ def run(index: Any, n: int, queries: int) -> dict[str, Any]:
     return out
 
 
-def _timed_queries(pc: Any, probes: np.ndarray, flt: dict[str, Any] | None) -> tuple[list[list[str]], list[float]]:
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _timed_queries(pc: Any, probes: np.ndarray, flt: dict[str, Any] | None) -> tuple[list[list[str]], dict[str, Any]]:
     index = pc.Index("bench")
     index.query(vector=probes[0].tolist(), top_k=10, filter=flt)  # warm the filter cache once
     ids, samples = [], []
+    load_before = _load()
     for q in probes:
         t = time.perf_counter()
         matches = index.query(vector=q.tolist(), top_k=10, filter=flt).matches
         samples.append(time.perf_counter() - t)
         ids.append([m.id for m in matches])
-    return ids, samples
+    return ids, {**_percentiles(samples), "load_avg_before": load_before, "load_avg_after": _load()}
 
 
-def bench_legacy(n: int, queries: int, workdir: Path) -> dict[str, Any]:
-    """ANN against brute force on one stored index: open it once with each setting."""
+def _legacy_vectors(n: int, metric: str, seed: int = 0) -> np.ndarray:
+    """Normalised for cosine; lengths spread over 0.5-1.5 otherwise, so the metric sees them."""
+    x = _vectors(n, seed)
+    if metric != "cosine":
+        x *= np.random.default_rng(seed + 100).uniform(0.5, 1.5, size=(n, 1)).astype(np.float32)
+    return x
+
+
+def _open_s(path: Path, settings: Any) -> float:
+    from localrag.pinecone import Pinecone
+
+    with Pinecone(path=path, ann=settings) as pc:
+        t = time.perf_counter()
+        pc._local.index("bench")
+        return round(time.perf_counter() - t, 2)
+
+
+def bench_legacy(n: int, queries: int, workdir: Path, metric: str = "cosine") -> dict[str, Any]:
+    """ANN against brute force on one stored index: open it once with each setting.
+
+    The writer's close saves the ANN beside the store, so the ANN open loads it; ``ann_rebuild_open_s``
+    is an open with that file removed (a crash's or an old version's case), which rebuilds it.
+    """
     from localrag.pinecone import Pinecone
     from localrag.pinecone.ann import AnnSettings
 
-    path = workdir / f"legacy{n}"
-    data = _vectors(n)
+    path = workdir / f"legacy{n}{metric}"
+    data = _legacy_vectors(n, metric)
     started = time.perf_counter()
     with Pinecone(path=path) as pc:
-        pc.create_index(name="bench", dimension=DIM, metric="cosine")
+        pc.create_index(name="bench", dimension=DIM, metric=metric)
         index = pc.Index("bench")
         for start in range(0, n, BATCH):
             index.upsert(vectors=[{"id": f"v{i}", "values": data[i].tolist(), "metadata": {"genre": f"g{i % 10}"}}
                                   for i in range(start, min(n, start + BATCH))])
-    out: dict[str, Any] = {"vectors": n, "upsert_vectors_per_s": round(n / (time.perf_counter() - started), 1)}
+    del pc, index  # memory: each open below holds one copy of the vectors, not two
+    out: dict[str, Any] = {"vectors": n, "metric": metric,
+                           "upsert_vectors_per_s": round(n / (time.perf_counter() - started), 1),
+                           "load_avg_after_upsert": _load()}
     del data
-    probes = _vectors(queries, seed=1)
+    probes = _legacy_vectors(queries, metric, seed=1)
     found: dict[str, dict[str, list[list[str]]]] = {}
-    for mode, settings in (("ann", AnnSettings()), ("brute_force", AnnSettings(threshold=2**62))):
+    modes = (("ann", AnnSettings()), ("brute_force", AnnSettings(threshold=2**62, persist=False)))
+    for mode, settings in modes:
         with Pinecone(path=path, ann=settings) as pc:
             t = time.perf_counter()
             local = pc._local.index("bench")
@@ -104,12 +139,19 @@ def bench_legacy(n: int, queries: int, workdir: Path) -> dict[str, Any]:
             assert local.uses_ann("") == (mode == "ann")
             found[mode] = {}
             for label, flt in (("query", None), ("query_filtered", FILTER)):
-                ids, samples = _timed_queries(pc, probes, flt)
+                ids, timing = _timed_queries(pc, probes, flt)
                 found[mode][label] = ids
-                out[f"{mode}_{label}"] = _percentiles(samples)
+                out[f"{mode}_{label}"] = timing
+        del pc, local
     for label in ("query", "query_filtered"):
         pairs = zip(found["ann"][label], found["brute_force"][label], strict=True)
         out[f"recall_at_10_{label}"] = round(float(np.mean([len(set(a) & set(b)) / len(b) for a, b in pairs])), 4)
+    files = sorted(path.glob("**/ann/*.npz"))
+    out["ann_file_mb"] = round(sum(f.stat().st_size for f in files) / 2**20, 1)
+    for f in files:
+        f.unlink()
+    out["ann_rebuild_open_s"] = _open_s(path, AnnSettings())
+    out["load_avg_end"] = _load()
     return out
 
 
@@ -154,6 +196,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--legacy-sizes", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--legacy-metrics", nargs="*", default=["cosine"],
+                        help="metrics for the legacy rows; --all-metrics-up-to sets where all three run")
+    parser.add_argument("--all-metrics-up-to", type=int, default=100_000,
+                        help="legacy sizes up to this run every metric; larger ones --legacy-metrics only")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -166,7 +212,10 @@ def main() -> None:
             results["in_process"].append(bench_inprocess(n, args.queries, Path(tmp)))
             results["sdk_over_rest"].append(bench_sdk(n, args.queries, Path(tmp)))
         for n in args.legacy_sizes:
-            results["legacy_ann_vs_brute_force"].append(bench_legacy(n, args.queries, Path(tmp)))
+            metrics = ["cosine", "dotproduct", "euclidean"] if n <= args.all_metrics_up_to else args.legacy_metrics
+            for metric in metrics:
+                results["legacy_ann_vs_brute_force"].append(bench_legacy(n, args.queries, Path(tmp), metric))
+                shutil.rmtree(Path(tmp) / f"legacy{n}{metric}", ignore_errors=True)  # disk: 1M is ~2 GB
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.write_text(text)

@@ -1,37 +1,56 @@
 """Approximate candidates for a Pinecone namespace's dense queries, re-scored exactly by the caller.
 
-The candidates come from the engine's own ``FaissIndex`` (exact flat scan below 20k vectors, a
-4-bit PQ fast-scan copy above it), kept in its exact mode: its HNSW mode found 17% of the true
-top 10 on the benchmark's random 384-d vectors (efSearch 128, 200k) and took 185 s to build,
-where the fast scan found 99.2% with 400 candidates in a 3 s build. Every metric becomes an
-inner product so one index type serves all three:
+The candidates come from one FAISS 4-bit PQ fast-scan index (``IndexPQFastScan``: 16 levels per
+pair of dimensions from 128 dimensions up, per dimension below): a compressed scan of every record,
+a sixteenth of the float memory, then the caller re-scores the shortlist from its own float
+vectors. On the benchmark's random 384-d vectors (no clusters) this is the only FAISS layout that
+kept recall@10 at 0.99: IVF1024 over the same codes found 12% / 34% / 54% of the true top 10 at
+nprobe 32 / 128 / 256 of 1M, and HNSW found 17% at efSearch 128 (200k, 185 s to build). Measured
+options and figures: docs/DESIGN.md "Pinecone legacy queries and index descriptions".
+
+Every metric becomes an inner product so one index type serves all three:
 
 - cosine: ``x / |x|`` (a zero vector stays zero and scores 0, as in the exact path);
 - dotproduct: ``x`` as is;
 - euclidean: ``[x, -|x|^2 / 2]`` against ``[q, 1]``: ``x.q - |x|^2/2 = (|q|^2 - |x - q|^2) / 2``, so the
   largest inner product is the nearest record.
 
-Each write of a record gets a fresh key, so an overwritten record never brings back a key that is
-still tombstoned. The index is derived from the Space (itself loaded from the SQLite store) and
-never persisted: a restart rebuilds it.
+Fast scan quantizes each query's lookup table to 8 bits over its range, so one huge record would
+flatten everyone else's scores: records whose key is far longer than the median (or not finite)
+stay out of the codes and are always candidates (scored exactly like the rest).
+
+Positions in the FAISS index are append-only; a rewritten or deleted record leaves a dead position
+(skipped when read) and the caller rebuilds (``needs_rebuild``) when a quarter is dead or the index
+has doubled since its codebooks were trained. ``save``/``load`` persist it beside the SQLite store,
+stamped with the store's write generation: a file from another generation is never used.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import faiss as _faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from localrag.config import IndexSettings
-from localrag.index.faiss_index import FaissIndex
+from localrag.errors import CorruptIndexError
+from localrag.fileio import load_arrays, save_arrays
 
 log = logging.getLogger(__name__)
+faiss: Any = _faiss  # faiss's partial SWIG hints miss most of its API
 
-# The engine's HNSW switch stays off here: see the module docstring.
-_NO_HNSW = IndexSettings(exact_threshold=2**62)
 _F32_MAX = float(np.finfo(np.float32).max)
+_FORMAT = 1
+_METRIC_CODES = {"cosine": 0, "dotproduct": 1, "euclidean": 2}
+_TRAIN_MAX = 16_384
+_BUILD_CHUNK = 65_536
+_LEVELS = 16  # 4-bit codes; k-means needs at least this many training rows
+_OUTLIER_RATIO_SQ = 64.0**2  # a key 64x longer than the median one is kept out of the codes
+_MAX_DEAD_FRACTION = 0.25
+_PAIR_MIN_WIDTH = 128  # fewer dimensions carry too few bits when paired (16-d: 32 bits a record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +60,16 @@ class AnnSettings:
     # namespaces with more dense records than this use the ANN; smaller ones stay exact, so
     # exhaustive top-k (and every congruence check) sees brute-force results there
     threshold: int = 20_000
-    # candidates asked of the ANN per query: max(min_candidates, factor * top_k), before the
-    # engine's own fourfold depth; recall@10 0.992 at 400 candidates on random 384-d, so ask for more
-    min_candidates: int = 250
-    factor: int = 10
+    # shortlist asked of the 4-bit scan per query: max(min_candidates, factor * top_k); recall@10
+    # 0.998 at 1000 of 1M random 384-d vectors, 0.972 at 250
+    min_candidates: int = 1_000
+    factor: int = 40
     # a filter passing at most exact_matches records, or under exact_fraction of them, is answered
-    # exactly over its matches; a broader one filters 1/fraction times as many ANN candidates. Costs
-    # at 384-d: the exact scan ~0.23 us a match, the fast scan ~0.01 us a record plus ~2.2 us a
-    # candidate asked for, so the exact scan wins up to ~20k matches, and below 1 in 20 at any size
+    # exactly over its matches; a broader one asks 1/fraction times as many candidates
     exact_matches: int = 20_000
     exact_fraction: float = 0.05
-    index: IndexSettings = field(default_factory=lambda: _NO_HNSW)
+    # keep the ANN in a file beside the store so an open does not rebuild it
+    persist: bool = True
 
     def __post_init__(self) -> None:
         if (self.threshold < 0 or self.min_candidates < 1 or self.factor < 1 or self.exact_matches < 0
@@ -59,75 +77,196 @@ class AnnSettings:
             raise ValueError(f"invalid ANN settings: {self}")
 
 
-class DenseAnn:
-    """An ANN over one Space's dense slots; the Space tells it which slots changed."""
+def _grow(array: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    if size <= len(array):
+        return array
+    grown = np.full(max(size, 2 * len(array)), -1, dtype=np.int64)
+    grown[: len(array)] = array
+    return grown
 
-    def __init__(self, dimension: int, metric: str, settings: AnnSettings) -> None:
+
+class DenseAnn:
+    """A PQ fast-scan index over one Space's dense slots; the Space tells it which slots changed."""
+
+    def __init__(self, dimension: int, metric: str) -> None:
+        self.dimension = dimension
         self.metric = metric
-        self.settings = settings
-        self._faiss = FaissIndex(dimension + (1 if metric == "euclidean" else 0), settings.index)
-        self._key_of_slot = np.full(0, -1, dtype=np.int64)
-        self._slot_of_key = np.full(0, -1, dtype=np.int64)
-        self._next_key = 0
+        width = dimension + (1 if metric == "euclidean" else 0)
+        per_code = 2 if width >= _PAIR_MIN_WIDTH else 1
+        self._width = width + (-width % per_code)  # padded with zeros to whole codes
+        self._codes = self._width // per_code
+        self._pq: Any = None
+        self._limit_sq = _F32_MAX  # keys longer than this (squared) are outliers
+        self._trained_at = 0
+        self._slot_of_pos = np.zeros(0, dtype=np.int64)  # -1: a dead position
+        self._pos_of_slot = np.zeros(0, dtype=np.int64)  # -1: not in the codes
+        self._outliers: set[int] = set()
+        self._coded = 0  # live positions
 
     def __len__(self) -> int:
-        return len(self._faiss)
+        return self._coded + len(self._outliers)
 
-    def _transform(self, rows: NDArray[np.float32], norms_sq: NDArray[np.float64]) -> NDArray[np.float32]:
+    # -- keys ------------------------------------------------------------------------
+    def _keys(self, rows: NDArray[np.float32], norms_sq: NDArray[np.float64]) -> NDArray[np.float32]:
+        out = np.zeros((len(rows), self._width), dtype=np.float32)
         if self.metric == "cosine":
             norms = np.sqrt(norms_sq)[:, None]
-            return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0).astype(np.float32)
-        if self.metric == "euclidean":
-            # clipped: a record with |x|^2 past float32's range (values ~1e19) still gets a finite
-            # key; its candidacy is approximate like any other, its score exact
-            half = np.clip(-norms_sq / 2, -_F32_MAX, 0.0).astype(np.float32)
-            return np.hstack([rows, half[:, None]])
-        return rows
+            np.divide(rows, norms, out=out[:, : self.dimension], where=norms > 0)
+        else:
+            out[:, : self.dimension] = rows
+            if self.metric == "euclidean":
+                # clipped: a record with |x|^2 past float32's range (values ~1e19) still gets a finite key
+                out[:, self.dimension] = np.clip(-norms_sq / 2, -_F32_MAX, 0.0)
+        return out
 
     def _query(self, vector: NDArray[np.float32]) -> NDArray[np.float32]:
-        if self.metric == "cosine":
-            norm = float(np.linalg.norm(vector.astype(np.float64)))
-            return (vector / norm if norm > 0 else vector).astype(np.float32)
+        out = np.zeros((1, self._width), dtype=np.float32)
+        q = vector.astype(np.float64)
+        norm = float(np.linalg.norm(q))
+        out[0, : self.dimension] = q / norm if self.metric == "cosine" and norm > 0 else q
         if self.metric == "euclidean":
-            return np.append(vector, np.float32(1.0)).astype(np.float32)
-        return vector.astype(np.float32)
+            out[0, self.dimension] = 1.0
+        return out
+
+    @staticmethod
+    def _lengths_sq(keys: NDArray[np.float32]) -> NDArray[np.float64]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            wide = keys.astype(np.float64)
+            return np.einsum("ij,ij->i", wide, wide)
+
+    # -- writes ----------------------------------------------------------------------
+    def build(self, slots: NDArray[np.int64], dense: NDArray[np.float32], norms_sq: NDArray[np.float64]) -> None:
+        """(Re)build over ``slots`` of ``dense``/``norms_sq`` (indexed by slot): train the codebooks on a
+        sample, then encode in chunks, so a 1M build holds one chunk of keys at a time, not a copy."""
+        sample = slots[:: max(1, len(slots) // _TRAIN_MAX)]
+        keys = self._keys(dense[sample], norms_sq[sample])
+        lengths = self._lengths_sq(keys)
+        finite = np.isfinite(lengths) & np.isfinite(keys).all(axis=1)
+        median = float(np.median(lengths[finite])) if finite.any() else 0.0
+        self._limit_sq = min(_OUTLIER_RATIO_SQ * median, _F32_MAX) if median > 0 else _F32_MAX
+        inliers = keys[finite & (lengths <= self._limit_sq)]
+        self._pq = faiss.IndexPQFastScan(self._width, self._codes, 4, faiss.METRIC_INNER_PRODUCT)
+        self._pq.pq.cp.min_points_per_centroid = 1  # 16 levels need few rows; silences faiss's stderr warning
+        self._slot_of_pos = np.zeros(0, dtype=np.int64)
+        self._pos_of_slot = np.full(0, -1, dtype=np.int64)
+        self._outliers, self._coded = set(), 0
+        self._trained_at = len(slots)
+        # One OpenMP thread: on a busy machine more threads spin-wait (measured 56 s vs 5 s at 100k).
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            if len(inliers) >= _LEVELS:
+                self._pq.train(np.ascontiguousarray(inliers))
+            for start in range(0, len(slots), _BUILD_CHUNK):
+                chunk = slots[start:start + _BUILD_CHUNK]
+                keys = self._keys(dense[chunk], norms_sq[chunk])
+                self._add(chunk, keys, self._lengths_sq(keys))
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _add(self, slots: NDArray[np.int64], keys: NDArray[np.float32], lengths: NDArray[np.float64]) -> None:
+        coded = np.isfinite(lengths) & (lengths <= self._limit_sq) & bool(self._pq.is_trained)
+        self._outliers.update(slots[~coded].tolist())
+        slots, keys = slots[coded], keys[coded]
+        if not len(slots):
+            return
+        start = int(self._pq.ntotal)
+        self._pq.add(np.ascontiguousarray(keys))
+        self._slot_of_pos = np.concatenate([self._slot_of_pos, slots])
+        self._pos_of_slot = _grow(self._pos_of_slot, int(slots.max()) + 1)
+        self._pos_of_slot[slots] = np.arange(start, start + len(slots), dtype=np.int64)
+        self._coded += len(slots)
 
     def update(self, slots: NDArray[np.int64], present: NDArray[np.bool_], rows: NDArray[np.float32],
                norms_sq: NDArray[np.float64]) -> None:
-        """Slots written or freed since the last update: drop their old keys, add the ``present`` ones anew."""
+        """Slots written or freed since the last update: forget their old keys, add the ``present`` ones anew."""
         if not len(slots):
             return
-        top = int(slots.max()) + 1
-        if top > len(self._key_of_slot):
-            grown = np.full(max(top, 2 * len(self._key_of_slot)), -1, dtype=np.int64)
-            grown[: len(self._key_of_slot)] = self._key_of_slot
-            self._key_of_slot = grown
-        old = self._key_of_slot[slots]
-        old = old[old >= 0]
-        if len(old):
-            self._faiss.remove(old)
-            self._slot_of_key[old] = -1
-        self._key_of_slot[slots] = -1
-        added = slots[present]
-        if not len(added):
-            return
-        keys = np.arange(self._next_key, self._next_key + len(added), dtype=np.int64)
-        self._next_key += len(added)
-        if self._next_key > len(self._slot_of_key):
-            grown = np.full(max(self._next_key, 2 * len(self._slot_of_key)), -1, dtype=np.int64)
-            grown[: len(self._slot_of_key)] = self._slot_of_key
-            self._slot_of_key = grown
-        self._slot_of_key[keys] = added
-        self._key_of_slot[added] = keys
-        self._faiss.add(keys, self._transform(rows[present], norms_sq[present]))
+        known = slots[slots < len(self._pos_of_slot)]
+        old = self._pos_of_slot[known]
+        dead = old[old >= 0]
+        self._slot_of_pos[dead] = -1
+        self._pos_of_slot[known] = -1
+        self._coded -= len(dead)
+        self._outliers.difference_update(slots.tolist())
+        if present.any():
+            keys = self._keys(rows[present], norms_sq[present])
+            self._add(slots[present], keys, self._lengths_sq(keys))
 
+    def needs_rebuild(self) -> bool:
+        """A quarter of the positions dead, the index doubled since training, or many outliers."""
+        total = int(self._pq.ntotal)
+        return (total - self._coded > _MAX_DEAD_FRACTION * total or len(self) > 2 * self._trained_at
+                or len(self._outliers) > max(_LEVELS, len(self) // 100))
+
+    # -- reads ---------------------------------------------------------------------------
     def candidates(self, vector: NDArray[np.float32], count: int,
                    allowed: NDArray[np.bool_] | None) -> NDArray[np.int64]:
         """About ``count`` slots likely to hold the best scores (all of them allowed), unordered."""
-        found = self._faiss.search(self._query(vector)[None, :], count)[0]
-        keys = np.fromiter((key for key, _ in found), dtype=np.int64, count=len(found))
-        slots = self._slot_of_key[keys]
-        slots = slots[slots >= 0]
+        slots = np.fromiter(self._outliers, dtype=np.int64, count=len(self._outliers))
+        total = int(self._pq.ntotal)
+        if self._coded:
+            # dead positions come back too: ask for as many more as they are likely to take
+            depth = min(total, int(np.ceil(count * total / self._coded)))
+            faiss.omp_set_num_threads(1)  # per thread; one query gains nothing from a second (measured)
+            _, found = self._pq.search(self._query(vector), depth)
+            coded = self._slot_of_pos[found[0][found[0] >= 0]]
+            slots = np.concatenate([coded[coded >= 0], slots])
         if allowed is not None:
             slots = slots[allowed[slots]]
         return slots
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: Path, generation: int, namespace: str, ids: list[str | None]) -> None:
+        """Write the index and the record id of every live position (atomically)."""
+        live = np.flatnonzero(self._slot_of_pos >= 0)
+        slots = np.concatenate([self._slot_of_pos[live], np.fromiter(self._outliers, dtype=np.int64)])
+        names = [ids[s] or "" for s in slots.tolist()]
+        header = [_FORMAT, generation, self.dimension, _METRIC_CODES[self.metric], self._trained_at, len(live)]
+        save_arrays(path, header=np.asarray(header, dtype=np.int64), limit=np.asarray([self._limit_sq]),
+                    index=faiss.serialize_index(self._pq), positions=live.astype(np.int64),
+                    names=np.frombuffer("".join(names).encode(), dtype=np.uint8),
+                    lengths=np.fromiter(map(len, names), dtype=np.int64, count=len(names)),
+                    namespace=np.frombuffer(namespace.encode(), dtype=np.uint8))
+
+    @classmethod
+    def load(cls, path: Path, generation: int, namespace: str, dimension: int, metric: str,
+             slot_of: dict[str, int], has_dense: NDArray[np.bool_]) -> DenseAnn | None:
+        """The saved index if it matches this generation and these records exactly; None otherwise."""
+        try:
+            arrays = load_arrays(path)
+            header = arrays["header"].tolist()
+            if (header[:4] != [_FORMAT, generation, dimension, _METRIC_CODES[metric]]
+                    or arrays["namespace"].tobytes().decode() != namespace):
+                log.info("pinecone ANN file %s is stale: rebuilding", path)
+                return None
+            text = arrays["names"].tobytes().decode()
+            ends = np.cumsum(arrays["lengths"]).tolist()
+            names = [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            ann = cls(dimension, metric)
+            ann._pq = faiss.deserialize_index(arrays["index"])
+            ann._trained_at, coded = int(header[4]), int(header[5])
+            ann._limit_sq = float(arrays["limit"][0])
+        except FileNotFoundError:
+            return None
+        except (CorruptIndexError, KeyError, IndexError, ValueError, RuntimeError) as e:
+            log.warning("pinecone ANN file %s is unreadable (%s): rebuilding", path, e)
+            return None
+        slots = np.fromiter((slot_of.get(n, -1) for n in names), dtype=np.int64, count=len(names))
+        dense = int(np.count_nonzero(has_dense))
+        # the same records, each once, all dense: anything else means the store moved on without us
+        if (len(slots) != dense or (slots < 0).any() or not has_dense[slots].all()
+                or len(np.unique(slots)) != len(slots)):
+            log.info("pinecone ANN file %s does not match the stored records: rebuilding", path)
+            return None
+        positions = arrays["positions"]
+        if len(positions) != coded or (len(positions) and not 0 <= positions.min() <= positions.max() < ann._pq.ntotal):
+            log.warning("pinecone ANN file %s is inconsistent: rebuilding", path)
+            return None
+        ann._slot_of_pos = np.full(int(ann._pq.ntotal), -1, dtype=np.int64)
+        ann._slot_of_pos[positions] = slots[:coded]
+        ann._pos_of_slot = np.full(len(has_dense), -1, dtype=np.int64)
+        ann._pos_of_slot[slots[:coded]] = positions
+        ann._outliers = set(slots[coded:].tolist())
+        ann._coded = coded
+        return ann

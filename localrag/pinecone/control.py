@@ -47,6 +47,8 @@ class LocalPinecone:
     def close(self) -> None:
         with self._lock:
             for index in self._open.values():
+                if isinstance(index, LocalIndex):
+                    index.save_ann()  # so the next open loads the ANN instead of rebuilding it
                 index.store.close()
             self._open.clear()
         self._writer.release()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
@@ -25,7 +27,7 @@ from localrag.errors import ConflictError, DimensionMismatchError, InvalidInputE
 from localrag.filters import compile_filter
 from localrag.pinecone import models as m
 from localrag.pinecone import wire
-from localrag.pinecone.ann import AnnSettings
+from localrag.pinecone.ann import AnnSettings, DenseAnn
 from localrag.pinecone.space import Space
 from localrag.pinecone.store import IndexConfig, RecordStore
 from localrag.rwlock import ReadWriteLock
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 METRICS = ("cosine", "dotproduct", "euclidean")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 _FILTER_CACHE = 32
+ANN_DIR = "ann"
 T = TypeVar("T")
 
 
@@ -96,8 +99,47 @@ class LocalIndex:
             self._spaces[name] = self._new_space()
         for row in store.rows(config.dimension):
             self._spaces.setdefault(row.namespace, self._new_space()).put(row.id, row.values, row.sparse, row.metadata)
-        for space in self._spaces.values():
-            space.sync_ann()  # the ANN is derived from the records: rebuilt here, never stored
+        self._open_anns()
+
+    def _ann_path(self, namespace: str) -> Path:
+        # hashed: namespace names may hold any character; the file names its namespace inside
+        return self.store.path.parent / ANN_DIR / f"{hashlib.sha256(namespace.encode()).hexdigest()[:32]}.npz"
+
+    def _open_anns(self) -> None:
+        """Load each namespace's saved ANN when it matches the store, else build it (and save it then)."""
+        built = False
+        for name, space in self._spaces.items():
+            if self.ann.persist and space.ann_settings is not None and self.config.dimension:
+                ann = DenseAnn.load(self._ann_path(name), self.store.generation(name), name, self.config.dimension,
+                                    self.config.metric, space.slot_of, space.has_dense)
+                if ann is not None:
+                    space.adopt_ann(ann)
+                    continue
+            space.sync_ann()
+            built = built or space.ann_active
+        if built:
+            self.save_ann()  # a crash before close then does not cost another rebuild
+
+    def save_ann(self) -> None:
+        """Write every namespace's ANN beside the store and remove the files of the others.
+
+        Called on close; a file is a cache (the store stays the truth), so a failure is logged, not raised.
+        """
+        if not self.ann.persist:
+            return
+        folder = self.store.path.parent / ANN_DIR
+        with self._write, self._rw.read():
+            kept = set()
+            for name, space in self._spaces.items():
+                path = self._ann_path(name)
+                try:
+                    if space.save_ann(path, self.store.generation(name), name):
+                        kept.add(path.name)
+                except Exception:  # a derived file: never fail a close for it
+                    log.exception("cannot save the pinecone ANN of namespace %r", name)
+            for old in folder.glob("*.npz") if folder.is_dir() else ():
+                if old.name not in kept:
+                    old.unlink(missing_ok=True)
 
     def _new_space(self) -> Space:
         return Space(self.config.dimension, self.config.metric, None if self.sparse_only else self.ann)

@@ -13,7 +13,8 @@ Past ``AnnSettings.threshold`` dense records, dense-only queries take their cand
 ANN (``localrag.pinecone.ann``) and re-score them exactly, so returned scores are exact and only
 the candidate set is approximate. A filter passing few records is answered exactly over its
 matches instead, as the engine's FAISS path does. The ANN is caught up by ``sync_ann`` after each
-write batch (the caller holds its write lock), and rebuilt from the records after a restart.
+write batch (the caller holds its write lock); after a restart it is loaded from its file when that
+matches the store's write generation, and rebuilt from the records otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,8 +105,31 @@ class Space:
         self.__init__(self.dimension, self.metric, self.ann_settings)  # type: ignore[misc]
 
     @property
+    def has_dense(self) -> NDArray[np.bool_]:
+        """Which slots hold a dense vector (a view: read only)."""
+        return self._has_dense[: len(self.ids)]
+
+    @property
     def ann_active(self) -> bool:
         return self._ann is not None
+
+    def adopt_ann(self, ann: DenseAnn) -> None:
+        """Use an ANN loaded from its file (it matches the records just loaded)."""
+        self._ann = ann
+        self._dirty.clear()
+
+    def save_ann(self, path: Path, generation: int, namespace: str) -> bool:
+        """Write the ANN to ``path`` (False, and nothing written, when there is none)."""
+        if self._ann is None:
+            return False
+        self._ann.save(path, generation, namespace, self.ids)
+        return True
+
+    def _build_ann(self) -> DenseAnn:
+        assert self.dimension
+        ann = DenseAnn(self.dimension, self.metric)
+        ann.build(np.flatnonzero(self._has_dense), self._dense, self._norms)
+        return ann
 
     def sync_ann(self) -> None:
         """Bring the ANN in line with the records: build it past the threshold, drop it well below."""
@@ -116,11 +141,8 @@ class Space:
         if self._ann is None:
             if dense > settings.threshold:
                 log.info("pinecone namespace passed %d dense records: building its ANN", settings.threshold)
-                ann = DenseAnn(self.dimension, self.metric, settings)
-                slots = np.flatnonzero(self._has_dense)
                 try:
-                    ann.update(slots, np.ones(len(slots), dtype=bool), self._dense[slots], self._norms[slots])
-                    self._ann = ann
+                    self._ann = self._build_ann()
                 except Exception:  # as below: queries stay exact, the next write tries again
                     log.exception("pinecone ANN build failed; queries stay exact")
             self._dirty.clear()
@@ -135,6 +157,8 @@ class Space:
             present = self._has_dense[slots]
             try:
                 self._ann.update(slots, present, self._dense[slots], self._norms[slots])
+                if self._ann.needs_rebuild():
+                    self._ann = self._build_ann()
             except Exception:
                 # The write is committed and in memory already: never fail it for a derived index.
                 # Without the ANN, queries are exact; the next write batch builds it again.
@@ -189,6 +213,11 @@ class Space:
         if vector is not None and sparse is None and self._ann is not None:
             slots = self._ann_candidates(k, candidates, vector)
             if slots is not None:
+                if len(slots) > k + 9:  # float32 first, as below; the margin absorbs its rounding
+                    goodness = self._dense_scores(vector, slots)
+                    if self.metric == "euclidean":
+                        goodness = -goodness
+                    slots = slots[np.argpartition(-goodness, k + 8)[: k + 9]]
                 return self._ranked(slots, vector, None, k)
         score: NDArray[np.float64] | None = None
         if sparse is not None:

@@ -3,7 +3,9 @@
 ``<root>/<name>/index.json`` is the index's configuration (written atomically, last, so
 an index exists once it is complete); ``<root>/<name>/records.sqlite3`` holds every
 record (WAL mode, one transaction per request, so an acknowledged write survives a
-crash). In-memory search structures are rebuilt from these files on open.
+crash). In-memory search structures are rebuilt from these files on open, except a namespace's
+ANN, which may be loaded from ``<root>/<name>/ann/`` when its file carries the namespace's current
+write generation (bumped in the same transaction as every write, so a file never outlives a change).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS records (
     metadata TEXT,
     PRIMARY KEY (namespace, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS generations (namespace TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -113,6 +116,7 @@ class RecordStore:
         with self.transaction() as conn:
             self._ensure_namespace(conn, namespace)
             conn.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._bump(conn, namespace)
             failpoints.hit("pinecone.upsert.before_commit")
         failpoints.hit("pinecone.upsert.after_commit")
 
@@ -123,12 +127,14 @@ class RecordStore:
     def delete(self, namespace: str, ids: Sequence[str]) -> None:
         with self.transaction() as conn:
             conn.executemany("DELETE FROM records WHERE namespace = ? AND id = ?", [(namespace, i) for i in ids])
+            self._bump(conn, namespace)
             failpoints.hit("pinecone.delete.before_commit")
         failpoints.hit("pinecone.delete.after_commit")
 
     def delete_all(self, namespace: str, *, drop_namespace: bool = False) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM records WHERE namespace = ?", (namespace,))
+            self._bump(conn, namespace)  # kept when the namespace goes: a recreated one never reuses a number
             if drop_namespace:
                 conn.execute("DELETE FROM namespaces WHERE name = ?", (namespace,))
 
@@ -138,6 +144,11 @@ class RecordStore:
                          (namespace, time.time(), None if schema is None else json.dumps(schema)))
 
     @staticmethod
+    def _bump(conn: sqlite3.Connection, namespace: str) -> None:
+        conn.execute("INSERT INTO generations VALUES (?, 1) ON CONFLICT(namespace) DO UPDATE SET value = value + 1",
+                     (namespace,))
+
+    @staticmethod
     def _ensure_namespace(conn: sqlite3.Connection, namespace: str) -> None:
         conn.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, NULL)", (namespace, time.time()))
 
@@ -145,6 +156,11 @@ class RecordStore:
     def namespaces(self) -> dict[str, dict[str, Any] | None]:
         rows = self._conn().execute("SELECT name, schema FROM namespaces ORDER BY name").fetchall()
         return {name: None if schema is None else json.loads(schema) for name, schema in rows}
+
+    def generation(self, namespace: str) -> int:
+        """How many write transactions ``namespace`` has seen (0 before the first)."""
+        row = self._conn().execute("SELECT value FROM generations WHERE namespace = ?", (namespace,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     def rows(self, dimension: int | None) -> Iterator[Row]:
         cursor = self._conn().execute(

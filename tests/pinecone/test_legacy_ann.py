@@ -71,7 +71,8 @@ def upsert(idx: Any, data: dict[str, np.ndarray], group: dict[str, int]) -> None
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_ann_recall_exact_scores_filters_and_writes(tmp_path: Path, metric: str) -> None:
-    settings = AnnSettings(threshold=400, min_candidates=40, factor=4, exact_matches=200, exact_fraction=0.2)
+    # the shortlist comes straight from the 4-bit codes: 100 of 2400 here
+    settings = AnnSettings(threshold=400, min_candidates=100, factor=10, exact_matches=200, exact_fraction=0.2)
     dim, n = 16, 2400
     x = clustered(n, dim, seed=1)
     data = {f"r{i}": x[i] for i in range(n)}
@@ -107,7 +108,7 @@ def test_ann_recall_exact_scores_filters_and_writes(tmp_path: Path, metric: str)
     if metric != "dotproduct":  # a record is its own nearest neighbour (dotproduct favours long vectors)
         assert first.id == "r1"
     pc.close()
-    # the ANN is derived from the store: a restart rebuilds it and answers the same
+    # the ANN is derived from the store: a restart loads it from its file (or rebuilds it) and answers the same
     reopened = Pinecone(path=tmp_path, ann=settings)
     again = reopened.Index("ann")
     assert reopened._local.index("ann").uses_ann("")
@@ -152,3 +153,78 @@ def test_extreme_values_are_accepted_and_found(tmp_path: Path, metric: str) -> N
     expected = {"cosine": 1.0, "dotproduct": 4e40, "euclidean": 0.0}[metric]
     assert best.id == "huge" and best.score == pytest.approx(expected, rel=1e-6)
     pc.close()
+
+
+def _ann_files(root: Path) -> list[Path]:
+    return sorted(root.glob("**/ann/*.npz"))
+
+
+def test_ann_file_is_loaded_when_current_and_rebuilt_when_stale_or_damaged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Close saves the ANN beside the store; an open with the same write generation loads it (no build);
+    a file from an older generation (a crash after a write) or a damaged one is rebuilt from the store."""
+    from localrag.pinecone.ann import DenseAnn
+
+    settings = AnnSettings(threshold=400, min_candidates=100, factor=10)
+    dim, n, metric = 16, 1500, "euclidean"
+    x = clustered(n, dim, seed=11)
+    data = {f"r{i}": x[i] for i in range(n)}
+    queries = clustered(10, dim, seed=12)
+    pc = Pinecone(path=tmp_path, ann=settings)
+    pc.create_index(name="kept", dimension=dim, metric=metric)
+    upsert(pc.Index("kept"), data, {rid: 0 for rid in data})
+    pc.close()
+    (saved,) = _ann_files(tmp_path)
+    old = saved.read_bytes()
+
+    builds: list[int] = []
+    real_build = DenseAnn.build
+
+    def counted(self: DenseAnn, *args: Any) -> None:
+        builds.append(1)
+        real_build(self, *args)
+
+    monkeypatch.setattr(DenseAnn, "build", counted)
+    reopened = Pinecone(path=tmp_path, ann=settings)
+    idx = reopened.Index("kept")
+    assert reopened._local.index("kept").uses_ann("") and builds == []
+    assert check_queries(idx, data, metric, queries) >= 0.99
+    # a write moves the store to a new generation; put back the old file, as a crash before close would leave it
+    moved = clustered(50, dim, seed=13)
+    idx.upsert(vectors=[{"id": f"r{i}", "values": moved[i].tolist()} for i in range(50)])
+    data.update({f"r{i}": moved[i] for i in range(50)})
+    reopened.close()
+    assert builds == []  # 50 rewrites: caught up in place, no rebuild
+    saved.write_bytes(old)
+    stale = Pinecone(path=tmp_path, ann=settings)
+    idx = stale.Index("kept")
+    assert builds == [1] and stale._local.index("kept").uses_ann("")
+    assert check_queries(idx, data, metric, moved[:10]) >= 0.99  # the moved records are found
+    assert _ann_files(tmp_path) == [saved] and saved.read_bytes() != old  # rebuilt, then saved again
+    stale.close()
+    saved.write_bytes(b"not an npz")
+    damaged = Pinecone(path=tmp_path, ann=settings)
+    assert check_queries(damaged.Index("kept"), data, metric, queries) >= 0.99
+    assert builds == [1, 1]
+    damaged.close()
+
+
+def test_ann_files_follow_their_namespaces(tmp_path: Path) -> None:
+    """A namespace deleted, or shrunk below the threshold, leaves no ANN file behind on close."""
+    settings = AnnSettings(threshold=100, min_candidates=50, factor=5)
+    dim = 8
+    x = clustered(300, dim, seed=21)
+    pc = Pinecone(path=tmp_path, ann=settings)
+    pc.create_index(name="ns", dimension=dim, metric="cosine")
+    idx = pc.Index("ns")
+    for namespace in ("a", "b"):
+        idx.upsert(vectors=[(f"r{i}", x[i].tolist()) for i in range(300)], namespace=namespace)
+    pc.close()
+    assert len(_ann_files(tmp_path)) == 2
+    pc = Pinecone(path=tmp_path, ann=settings)
+    idx = pc.Index("ns")
+    idx.delete(delete_all=True, namespace="a")
+    idx.delete(ids=[f"r{i}" for i in range(250)], namespace="b")
+    assert not pc._local.index("ns").uses_ann("b")
+    pc.close()
+    assert _ann_files(tmp_path) == []
