@@ -1,9 +1,11 @@
 """FAISS vector index keyed by store chunk ids.
 
 Exact inner-product search (vectors are L2-normalised, so this is cosine) up to
-``exact_threshold`` vectors, HNSW above it. HNSW cannot remove vectors, so removals
-there are tombstones excluded at search time and compacted by a rebuild once they
-pass a quarter of the index.
+``exact_threshold`` vectors. Above it, an index that can read the exact vectors back from the store
+(a ``VectorSource``, as the index manager gives) switches to IVF over 4-bit PQ codes with an exact
+rerank (index/ivf.py: no float copy resident, ~100 bytes a vector); one without a source (a
+standalone index) switches to HNSW. HNSW cannot remove vectors, so removals there are tombstones
+excluded at search time and compacted by a rebuild once they pass a quarter of the index.
 
 From ``_COARSE_MIN`` vectors the exact mode finds ``max(4k, 400)`` candidates in a 4-bit
 copy (faiss PQ fast scan, one 16-level code per pair of dimensions: a sixteenth of the float
@@ -17,8 +19,10 @@ Filtered searches scan the float vectors of the allowed keys only, exactly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,8 @@ from numpy.typing import NDArray
 from localrag.config import IndexSettings
 from localrag.errors import CorruptIndexError, DimensionMismatchError
 from localrag.fileio import load_arrays, save_arrays
+from localrag.index import ivf
+from localrag.index.ivf import IVFCodes, VectorSource
 from localrag.protocols import Allow, Keys, ScoredKeys, Vectors
 
 log = logging.getLogger(__name__)
@@ -51,14 +57,22 @@ _BLAS_MIN_QUERIES = 8
 # Guards faiss's process-wide BLAS threshold. OpenMP's thread count needs no lock: it is a
 # per-thread setting, so each search sets its own (the server runs two batches at once).
 _omp_lock = threading.Lock()
+# IVF cells probed per query: recall@10 against exact >= 0.98 at 1M (benchmarks/results/scale.json).
+IVF_NPROBE = 64
+# The IVF cells are retrained (all codes re-encoded from the store) when the index has grown this much.
+_IVF_RETRAIN_GROWTH = 4
 
 
 class FaissIndex:
-    def __init__(self, dim: int, settings: IndexSettings | None = None) -> None:
+    def __init__(
+        self, dim: int, settings: IndexSettings | None = None, source: VectorSource | None = None
+    ) -> None:
         self.dim = int(dim)
         self.settings = settings or IndexSettings()
+        self.source = source
         self._index: Any = self._new_flat()
         self._hnsw = False
+        self._ivf: IVFCodes | None = None
         self._deleted: set[int] = set()
         self._coarse: Any = None  # candidate generator, rebuilt (retrained) as the index doubles
         self._coarse_trained_at = 0
@@ -76,12 +90,16 @@ class FaissIndex:
 
     @property
     def kind(self) -> str:
-        return "hnsw" if self._hnsw else "flat"
+        return "ivf" if self._ivf is not None else "hnsw" if self._hnsw else "flat"
 
     def __len__(self) -> int:
+        if self._ivf is not None:
+            return len(self._ivf)
         return int(self._index.ntotal) - len(self._deleted)
 
     def keys(self) -> Keys:
+        if self._ivf is not None:
+            return self._ivf.keys().copy()
         ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
         if self._deleted:
             ids = ids[~np.isin(ids, np.fromiter(self._deleted, dtype=np.int64))]
@@ -96,6 +114,13 @@ class FaissIndex:
         if not len(keys):
             return
         self.remove(keys)  # re-adding a key replaces it
+        if self._ivf is not None:
+            self._ivf.add(keys, vectors)
+            if len(self) > _IVF_RETRAIN_GROWTH * self._ivf.trained_at and self.source is not None:
+                log.info("vector index grew to %d vectors: retraining its IVF cells", len(self))
+                with _one_omp_thread():
+                    self._ivf = ivf.build(self.keys(), self.source, IVF_NPROBE)
+            return
         if self._hnsw and self._deleted.intersection(keys.tolist()):
             # HNSW keeps tombstoned vectors under their ids; compact before an id comes back.
             self._rebuild(hnsw=True)
@@ -103,9 +128,45 @@ class FaissIndex:
         if self._coarse is not None:
             self._coarse.add_with_ids(vectors, keys)
         if not self._hnsw and len(self) > self.settings.exact_threshold:
+            if self.source is not None:
+                self._to_ivf()
+                return
             log.info("vector index passed %d vectors: switching to HNSW", self.settings.exact_threshold)
             self._rebuild(hnsw=True)
         self._refresh_coarse()
+
+    def _to_ivf(self) -> None:
+        """Encode the flat index's vectors as IVF-PQ codes and drop the float copy."""
+        log.info("vector index passed %d vectors: switching to IVF-PQ codes", self.settings.exact_threshold)
+        keys = self.keys()
+        sample = self._reconstruct(keys[:: max(1, len(keys) // ivf.TRAIN_SAMPLE)])
+        with _one_omp_thread():
+            codes = IVFCodes.train(sample, len(keys), IVF_NPROBE, self.source)
+            for start in range(0, len(keys), ivf.READ_BATCH):
+                batch = keys[start : start + ivf.READ_BATCH]
+                codes.add(batch, self._reconstruct(batch))
+        self._ivf, self._index = codes, self._new_flat()
+        self._coarse, self._coarse_trained_at = None, 0
+
+    @classmethod
+    def build(
+        cls, keys: Keys, dim: int, source: VectorSource, settings: IndexSettings | None = None
+    ) -> FaissIndex:
+        """The index of ``keys``, reading their vectors from ``source`` in batches: the bulk path.
+
+        The kind follows the final size (no flat index grown and converted on the way), and above
+        ``exact_threshold`` the float vectors are never all in memory at once.
+        """
+        index = cls(dim, settings, source)
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        if len(keys) > index.settings.exact_threshold:
+            with _one_omp_thread():
+                index._ivf = ivf.build(keys, source, IVF_NPROBE)
+            return index
+        for start in range(0, len(keys), ivf.READ_BATCH):
+            found, vectors = source(keys[start : start + ivf.READ_BATCH])
+            index.add(found, vectors)
+        return index
 
     def _refresh_coarse(self) -> None:
         """Keep the 4-bit candidate copy in exact mode at scale; retrain when the index has doubled."""
@@ -138,6 +199,10 @@ class FaissIndex:
 
     def remove(self, keys: Keys) -> None:
         keys = np.ascontiguousarray(keys, dtype=np.int64)
+        if self._ivf is not None:
+            if len(keys) and len(self._ivf):
+                self._ivf.remove(keys)
+            return
         if not len(keys) or self._index.ntotal == 0:
             return
         if not self._hnsw:
@@ -183,6 +248,9 @@ class FaissIndex:
         queries = self._check_vectors(queries)
         if k <= 0 or len(self) == 0 or (allow is not None and len(allow) == 0):
             return [[] for _ in range(len(queries))]
+        if self._ivf is not None:
+            faiss.omp_set_num_threads(max(1, self.settings.search_threads))
+            return self._ivf.search(queries, min(k, len(self)), allow)
         if allow is not None and self._hnsw and len(allow) <= _EXACT_ALLOW_LIMIT:
             return self._exact_over(queries, k, allow)
         if allow is None and self._coarse is not None:
@@ -267,15 +335,26 @@ class FaissIndex:
             # The trained candidate copy (optional: a file without it retrains on load).
             coarse=faiss.serialize_index(self._coarse) if self._coarse is not None else np.zeros(0, np.uint8),
             coarse_trained_at=np.int64(self._coarse_trained_at),
+            # IVF-PQ codes (large namespaces; then ``index`` is an empty flat index)
+            ivf=self._ivf.to_bytes() if self._ivf is not None else np.zeros(0, np.uint8),
+            ivf_trained_at=np.int64(self._ivf.trained_at if self._ivf is not None else 0),
         )
 
     @classmethod
-    def load(cls, path: Path, settings: IndexSettings | None = None) -> tuple[FaissIndex, int]:
-        arrays = load_arrays(path)
+    def load(
+        cls, path: Path, settings: IndexSettings | None = None, source: VectorSource | None = None
+    ) -> tuple[FaissIndex, int]:
+        # The serialized index is mapped, not read: faiss copies what it needs from the page cache.
+        arrays = load_arrays(path, mmap_from=1 << 22)
         try:
             if int(arrays["format"]) != _FORMAT:
                 raise CorruptIndexError(f"{path}: unknown vector index format {int(arrays['format'])}")
-            index = cls(int(arrays["dim"]), settings)
+            index = cls(int(arrays["dim"]), settings, source)
+            if len(arrays.get("ivf", ())):
+                index._ivf = IVFCodes.from_bytes(arrays["ivf"], int(arrays["ivf_trained_at"]), IVF_NPROBE, source)
+                if index._ivf.index.d != index.dim:
+                    raise CorruptIndexError(f"{path}: stored dimension disagrees with the index")
+                return index, int(arrays["stamp"])
             index._index = faiss.deserialize_index(arrays["index"])
             index._hnsw = bool(arrays["hnsw"])
             index._deleted = {int(k) for k in arrays["deleted"]}
@@ -298,6 +377,18 @@ class FaissIndex:
             raise
         except (AttributeError, KeyError, RuntimeError, ValueError) as e:
             raise CorruptIndexError(f"cannot read vector index {path}: {e}") from e
+
+
+@contextlib.contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    """Training and encoding on one OpenMP thread: on a busy machine more threads spin-wait."""
+    with _omp_lock:
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            yield
+        finally:
+            faiss.omp_set_num_threads(threads)
 
 
 def _bitmap_selector(keys: NDArray[np.int64]) -> tuple[Any, NDArray[np.uint8]]:

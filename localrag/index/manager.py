@@ -22,6 +22,7 @@ from localrag.config import Settings
 from localrag.errors import CorruptIndexError
 from localrag.index.bm25 import BM25Index
 from localrag.index.faiss_index import FaissIndex
+from localrag.index.ivf import VectorSource
 from localrag.index.tokenize import TextTokenizer
 from localrag.protocols import Keys
 from localrag.store.sqlite import Change, SQLiteStore, WriteResult
@@ -147,14 +148,19 @@ class IndexManager:
             from localrag.pinecone.remote import PineconeVectorIndex
 
             return PineconeVectorIndex.create(self.settings.vector, self.dim, ns_id)
-        return FaissIndex(self.dim, self.settings.index)
+        return FaissIndex(self.dim, self.settings.index, self._source(ns_id))
+
+    def _source(self, ns_id: int) -> VectorSource:
+        """Exact vectors from the store, for a compressed index's rerank (index/ivf.py)."""
+        store, dim = self.store, self.dim
+        return lambda keys: store.find_vectors(keys, ns_id, dim)
 
     def _load_dense(self, path: Path, ns_id: int) -> tuple[Any, int]:
         if self.settings.vector.backend == "pinecone":
             from localrag.pinecone.remote import PineconeVectorIndex
 
             return PineconeVectorIndex.load(path, self.settings.vector, ns_id)
-        return FaissIndex.load(path, self.settings.index)
+        return FaissIndex.load(path, self.settings.index, self._source(ns_id))
 
     def _load_namespace(self, ns_id: int, target: int) -> NamespaceIndexes:
         folder = self.directory / str(ns_id)
@@ -204,8 +210,17 @@ class IndexManager:
         log.debug("namespace %d: replayed %d removals, %d additions", ns_id, len(removed), len(added))
 
     def _rebuild(self, ns_id: int) -> NamespaceIndexes:
+        """Both indexes from the store in batches: the vector index built at its final kind
+        (``FaissIndex.build``), the keyword index fed ``iter_index_texts`` batches; peak memory stays
+        one batch of texts (and, up to ``exact_threshold``, the float vectors) at any size."""
         space = self._empty(ns_id)
-        self._add_from_store(ns_id, space, None)
+        if isinstance(space.dense, FaissIndex):
+            space.dense = FaissIndex.build(self.store.chunk_keys(ns_id), self.dim, self._source(ns_id),
+                                           self.settings.index)
+            for keys, texts in self.store.iter_index_texts(ns_id):
+                space.keyword.add(keys, texts)
+        else:
+            self._add_from_store(ns_id, space, None)
         space.dirty = True
         return space
 

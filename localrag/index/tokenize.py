@@ -89,7 +89,6 @@ class TextTokenizer:
         self.stem = stem
         self.stopwords = stopwords
         self.language = language
-        self._pattern = _word_pattern()
         self._stop: frozenset[str] = ENGLISH_STOPWORDS if stopwords else frozenset()
         self._stems: dict[str, str] = {}
         self._lock = threading.Lock()  # a PyStemmer object must not be used by two threads at once
@@ -98,7 +97,8 @@ class TextTokenizer:
     def __call__(self, text: str) -> list[str]:
         text = unicodedata.normalize("NFC", text).casefold()
         # The wide pattern is ~2.5x slower; ASCII text has no marks, so it needs only \w.
-        words = (_ASCII_WORD if text.isascii() else self._pattern).findall(text)
+        # _word_pattern() takes ~0.3 s to build: only the first non-ASCII text pays it (not every open).
+        words = (_ASCII_WORD if text.isascii() else _word_pattern()).findall(text)
         if self._stop:
             stop = self._stop
             words = [w for w in words if w not in stop]

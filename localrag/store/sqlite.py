@@ -411,6 +411,41 @@ class SQLiteStore:
             return np.zeros((0, dim), dtype=np.float32)
         return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
 
+    def find_vectors(
+        self, keys: NDArray[np.int64], namespace_id: int, dim: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(keys found, their vectors) for ``keys`` in that order; keys not in the namespace (deleted
+        since an index listed them) are left out. The exact vectors a compressed index reranks with."""
+        by_key: dict[int, bytes] = {}
+        conn = self._conn()
+        for batch in _batches([int(k) for k in keys], 900):
+            marks = ",".join("?" * len(batch))
+            by_key.update(conn.execute(
+                f"SELECT id, vector FROM chunks WHERE namespace_id = ? AND id IN ({marks})", (namespace_id, *batch)
+            ).fetchall())
+        found = [int(k) for k in keys if int(k) in by_key]
+        if not found:
+            return _EMPTY_KEYS, np.zeros((0, dim), dtype=np.float32)
+        blob = b"".join([by_key[k] for k in found])
+        return _keys(found), np.frombuffer(blob, dtype=np.float32).reshape(len(found), dim).copy()
+
+    def iter_index_texts(
+        self, namespace_id: int, batch: int = 50_000
+    ) -> Iterator[tuple[NDArray[np.int64], list[str]]]:
+        """The whole namespace as ``index_texts`` gives it, ``batch`` chunks at a time in key order, so
+        a rebuild never holds every text at once."""
+        after = -1
+        while True:
+            rows = self._conn().execute(
+                "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
+                " WHERE c.namespace_id = ? AND c.id > ? ORDER BY c.id LIMIT ?",
+                (namespace_id, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield _keys([r[0] for r in rows]), [index_text(r[1], r[2]) for r in rows]
+            after = int(rows[-1][0])
+
     def index_texts(self, keys: NDArray[np.int64] | None, namespace_id: int) -> tuple[NDArray[np.int64], list[str]]:
         """(keys, title-prefixed chunk texts) for the keyword index, in key order."""
         sql = (

@@ -424,3 +424,34 @@ def test_property_parity_over_random_operations(ops: list[tuple[str, list[int], 
     assert [key for key, _ in got] == [key for key, _ in want]
     np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=0, atol=1e-6)
     assert index.keys().tolist() == sorted(live)
+
+
+def test_memory_mapped_load_keeps_parity_and_stays_incremental(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large saved arrays are memory-mapped on load (here every one, by lowering the size bar)."""
+    monkeypatch.setattr(bm25_module, "_MMAP_FROM", 1)
+    monkeypatch.setattr(bm25_module, "_MIN_DEAD", 8)
+    corpus = make_corpus(300, seed=30)
+    live = dict(enumerate(corpus[:200]))
+    build(live).save(tmp_path / "i.npz", stamp=1)
+    loaded, _ = BM25Index.load(tmp_path / "i.npz")
+    assert isinstance(loaded._runs[0].slots, np.memmap) and isinstance(loaded._fterm.data, np.memmap)
+    assert loaded._runs[0].tf.dtype == np.uint16  # saved narrow
+    queries = make_queries(15, seed=31)
+    assert_parity(loaded, live, queries)
+    # changes after a mapped load: removals, upserts and new documents, then a compaction
+    gone = list(range(0, 200, 3))
+    loaded.remove(np.array(gone, dtype=np.int64))
+    for key in gone:
+        del live[key]
+    fresh = {key: corpus[key] for key in range(200, 300)}
+    fresh.update({1: corpus[250], 2: corpus[260]})
+    loaded.add(np.array(list(fresh), dtype=np.int64), list(fresh.values()))
+    live.update(fresh)
+    assert not isinstance(loaded._fterm.data, np.memmap)  # copied into memory once it changed
+    assert_parity(loaded, live, queries)
+    loaded.save(tmp_path / "j.npz", stamp=2)  # over a file other than the one still mapped
+    again, stamp = BM25Index.load(tmp_path / "j.npz")
+    assert stamp == 2
+    assert_parity(again, live, queries)
