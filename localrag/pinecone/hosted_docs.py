@@ -217,6 +217,17 @@ class HostedCorpus:
                 found[str(head["doc_id"])] = str(head.get("content_hash", ""))
         return found
 
+    def stored_vectors(self, namespace: str, doc_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The embedding of every chunk of ``doc_ids``, keyed by its embedded text (a rewrite re-embeds
+        only the chunks whose text changed, as on the local path)."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(doc_ids), _IN_BATCH):
+            flt = {"doc_id": {"$in": list(doc_ids[start:start + _IN_BATCH])}}
+            for record in self._fetch(namespace, flt, [TEXT_FIELD, VECTOR_FIELD]):
+                if isinstance(record.get(TEXT_FIELD), str) and record.get(VECTOR_FIELD) is not None:
+                    found[record[TEXT_FIELD]] = np.asarray(record[VECTOR_FIELD], dtype=np.float32)
+        return found
+
     def get_document(self, namespace: str, doc_id: str) -> Document:
         parts = sorted(self._fetch(namespace, {"doc_id": doc_id},
                                    ["ordinal", "part", "source", "title", "meta_json", "page_starts_json"]),
@@ -337,6 +348,9 @@ class HostedWrites:
 
     def content_hashes(self, namespace: str, doc_ids: Sequence[str]) -> dict[str, str]:
         return self.corpus.content_hashes(namespace, doc_ids)
+
+    def stored_vectors(self, namespace: str, doc_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        return self.corpus.stored_vectors(namespace, doc_ids)
 
     def write_documents(self, namespace: str, prepared: Sequence[PreparedDocument], dim: int) -> WriteResult:
         self.corpus.write(namespace, prepared)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from localrag.config import SearchSettings, ServerSettings
@@ -21,6 +22,9 @@ from localrag.protocols import Embedder
 from localrag.retrieval import Retriever
 from localrag.store.sqlite import SQLiteStore
 from localrag.types import Hit, SearchRequest, SearchResult
+
+# Shared by every engine in the process (threads start on first use and idle between searches).
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hosted-search")
 
 
 class HostedRetriever(Retriever):
@@ -41,20 +45,23 @@ class HostedRetriever(Retriever):
     def _one(self, request: SearchRequest, vectors: dict[str, Any], embed_ms: float) -> SearchResult:
         depth = max(request.candidates or self.settings.candidates, request.k)
         k = depth if request.mode == "hybrid" else request.k
-        found: dict[int, HostedHit] = {}
-        dense: list[tuple[int, float]] = []
-        keyword: list[tuple[int, float]] = []
         t0 = time.perf_counter()
+        # Hybrid: the two hosted searches run at once, so the request waits one round trip, not two.
+        dense_hits = keyword_hits = None
+        if request.mode == "hybrid":
+            pending = _POOL.submit(self.corpus.search_text, request.namespace, request.query, k,
+                                        request.filter)
         if request.mode != "keyword":
-            hits = self.corpus.search_dense(request.namespace, vectors[request.query], k, request.filter)
-            found.update((h.key, h) for h in hits)
-            dense = [(h.key, h.score) for h in hits]
+            dense_hits = self.corpus.search_dense(request.namespace, vectors[request.query], k, request.filter)
         t1 = time.perf_counter()
-        if request.mode != "dense":
-            hits = self.corpus.search_text(request.namespace, request.query, k, request.filter)
-            found.update((h.key, h) for h in hits)
-            keyword = [(h.key, h.score) for h in hits]
+        if request.mode == "hybrid":
+            keyword_hits = pending.result()
+        elif request.mode == "keyword":
+            keyword_hits = self.corpus.search_text(request.namespace, request.query, k, request.filter)
         t2 = time.perf_counter()
+        found = {h.key: h for h in (*(dense_hits or ()), *(keyword_hits or ()))}
+        dense = [(h.key, h.score) for h in dense_hits or ()]
+        keyword = [(h.key, h.score) for h in keyword_hits or ()]
         if request.mode == "dense":
             ranked = dense
         elif request.mode == "keyword":

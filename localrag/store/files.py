@@ -146,7 +146,11 @@ class FileStates:
 def stored_vectors(store: SQLiteStore, namespace: str, doc_ids: Sequence[str]) -> dict[str, np.ndarray]:
     """The stored vector of every chunk of ``doc_ids``, keyed by the text that was embedded for it
     (``title + "\\n" + chunk``): a rewritten document (a renamed file, an edited one) re-embeds only the
-    chunks whose text changed."""
+    chunks whose text changed. A store with its own ``stored_vectors`` (the hosted document index of
+    vector.backend = "pinecone_documents") answers for itself."""
+    own = getattr(store, "stored_vectors", None)
+    if own is not None:
+        return dict(own(namespace, doc_ids))
     found: dict[str, np.ndarray] = {}
     conn = store._db.get()
     for start in range(0, len(doc_ids), 500):

@@ -203,3 +203,27 @@ def test_two_serve_replicas_behind_one_hosted_index(tmp_path: Path) -> None:
         assert [h["doc_id"] for h in hits] == ["tides"]
         again = b.post("/v1/ask", json=question).json()  # not an answer cached before the delete
         assert all(c["doc_id"] != "bees" for c in again["citations"])
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: Any) -> Any:
+        self.embedded.extend(texts)
+        return super().embed_documents(texts)
+
+
+def test_a_rewrite_on_another_replica_embeds_only_changed_chunks(tmp_path: Path) -> None:
+    """The unchanged chunks' vectors come back from the hosted index (as from the store, locally)."""
+    counting = CountingEmbedder()
+    with _replica(tmp_path, "a") as a, \
+            LocalRAG(tmp_path / "b", settings=load_settings(None), embedder=counting) as b:
+        body = " ".join(f"sentence {i} about the orbit of comets." for i in range(300))
+        a.add(Document("c", body))
+        chunks = a.stats()["chunks"]
+        assert chunks > 2
+        b.add(Document("c", body + " One more closing sentence."))
+        assert 0 < len(counting.embedded) < chunks  # the tail chunk, not the whole document
+        assert b.get_document("c").text.endswith("One more closing sentence.")
