@@ -139,6 +139,19 @@ class AnswerSettings:
     # when the passages exceed context_tokens: "off" cuts them (whole passages while they fit, the first
     # one truncated); "sentences" keeps their most relevant sentences instead (answer/compress.py)
     compression: Literal["off", "sentences"] = "off"
+    # per-question context and shape (answer/adaptive.py): factoid questions get factoid_k passages and the
+    # answer first in a few words, yes/no questions open with Yes or No, compound questions are split into
+    # at most max_parts parts answered apart and composed; why/how questions keep the general path
+    adaptive: bool = True
+    factoid_k: int = 1
+    factoid_max_words: int = 6  # longer short answers are condensed (see max_words)
+    max_parts: int = 3
+    # abstain when the best passage's relevance (answer/adaptive.py relevance_of: dense cosine and idf-weighted
+    # share of the question's words, in [0, 1]) is under min_relevance (0: no check; the general path too, with a
+    # llama.cpp model), or when the model's P(yes) that the passage gives the factoid answer is under
+    # min_answer_check (0: no check; off: on SQuAD it rejected right answers)
+    min_relevance: float = 0.42
+    min_answer_check: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

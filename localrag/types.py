@@ -264,3 +264,8 @@ class Answer:
     conflicts: tuple[Conflict, ...] = ()  # sources that disagree on the asked fact
     strategy: str = "none"  # the query strategy that ran for retrieval
     self_query: Mapping[str, Any] | None = None  # the filter read from the question (learn/selfquery_run.py)
+    # adaptive answers (answer/adaptive.py): the question's type (factoid, yesno, multi; "" for the general
+    # path), the answer in a few words that leads ``text`` ("Yes"/"No" for yes/no), the parts answered
+    short: str = ""
+    kind: str = ""
+    parts: tuple[str, ...] = ()

@@ -42,6 +42,9 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "self_query": answer.self_query,
         "claims": [claim_dict(c) for c in answer.claims],
         "conflicts": [conflict_dict(c) for c in answer.conflicts],
+        "short": answer.short,
+        "kind": answer.kind,
+        "parts": list(answer.parts),
     }
 
 

@@ -20,11 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from localrag.answer import questions
+from localrag.answer.adaptive import AdaptiveAnswerer, llama_of, relevance_of
 from localrag.answer.citations import MarkerFilter, strip_markers
 from localrag.answer.compress import EmbeddingScorer, compress
 from localrag.answer.conflicts import conflict_note, find_conflicts
 from localrag.answer.context import Context, ContextBuilder
 from localrag.answer.grounding import ClaimJudge, Verified, apply_policy, ground, llm_judge_of, verify
+from localrag.answer.questions import QuestionPlan
 from localrag.config import AnswerSettings, GenerateSettings
 from localrag.errors import InvalidInputError, NotFoundError
 from localrag.generate.base import GenerationError
@@ -89,6 +92,7 @@ class AnswerPipeline:
         self.templates = PromptTemplates.from_settings(answer.system_template, answer.user_template,
                                                        answer.abstain_phrase)
         self._judge: ClaimJudge | None = None
+        self._adaptive: AdaptiveAnswerer | bool | None = None  # False: no llama.cpp model to run it
 
     # -- public API --------------------------------------------------------------------
     def ask(self, question: str, **options: Any) -> Answer:
@@ -103,6 +107,12 @@ class AnswerPipeline:
         """Yield the answer's text pieces as they are generated, then the final Answer."""
         opts = AskOptions(**options)
         started = time.perf_counter()
+        adaptive = self._adaptive_plan(question, opts)
+        answer = adaptive[0].answer(question, adaptive[1], opts, started) if adaptive is not None else None
+        if answer is not None:
+            yield answer.text
+            yield answer
+            return
         hits, timings, result = self._retrieve([opts.search_query or question], opts)[0]
         for item in self._answer(question, hits, timings, opts, started):
             yield (dataclasses.replace(item, strategy=result.strategy, self_query=result.self_query)
@@ -131,6 +141,31 @@ class AnswerPipeline:
             return [one(i) for i in range(len(questions))]
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(one, range(len(questions))))
+
+    def _adaptive_plan(self, question: str, opts: AskOptions) -> tuple[AdaptiveAnswerer, QuestionPlan] | None:
+        """The adaptive answerer and the question's plan, when answer.adaptive applies to it: the built-in
+        prompts, no query strategy or k asked for, a llama.cpp model, and a factoid, yes/no or compound
+        question. None: the general path answers."""
+        s = self.settings
+        if not s.adaptive or s.system_template or s.user_template or opts.k or opts.search_query \
+                or (opts.strategy or "none") != "none" or not isinstance(question, str) or not question.strip():
+            return None
+        plan = questions.plan(question, s.max_parts)
+        if plan.kind == "open":
+            return None
+        answerer = self._adaptive_answerer()
+        return (answerer, plan) if answerer is not None else None
+
+    def _adaptive_answerer(self) -> AdaptiveAnswerer | None:
+        """The adaptive answerer under answer.adaptive, on the generator's llama.cpp model; None without one."""
+        if not self.settings.adaptive:
+            return None
+        if self._adaptive is None:
+            llama = llama_of(self.generator)
+            if llama is None:
+                log.info("answer.adaptive needs a llama.cpp model; the general path answers")
+            self._adaptive = AdaptiveAnswerer(self, llama) if llama is not None else False
+        return self._adaptive if isinstance(self._adaptive, AdaptiveAnswerer) else None
 
     # -- stages ------------------------------------------------------------------------
     def _retrieve(
@@ -203,7 +238,12 @@ class AnswerPipeline:
         context = self.build_context(question, hits, max_tokens) if hits else Context(())
         timings = {**timings, "build": (time.perf_counter() - t_build) * 1000}
         phrase = self.templates.abstain_phrase
-        if not context.sources:  # nothing retrieved: abstain without asking a model
+        # the relevance bar belongs to answer.adaptive (calibrated with the default embedder and model)
+        if context.sources and self.settings.min_relevance > 0 and self._adaptive_answerer() is not None and \
+                relevance_of(self.rag, opts.search_query or question, hits[0]) < self.settings.min_relevance:
+            log.info("no passage matches the question well enough (answer.min_relevance); abstaining")
+            context = Context(())
+        if not context.sources:  # nothing (relevant) retrieved: abstain without asking a model
             yield phrase
             timings.update(first_token=0.0, generate=0.0, total=(time.perf_counter() - started) * 1000)
             yield Answer(question, phrase, (), tuple(hits), timings, {}, "", "", True, generated_text=phrase)
