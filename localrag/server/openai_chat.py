@@ -68,7 +68,7 @@ def _session(ctx: ServerContext, body: ChatCompletionBody, history: list[tuple[s
     options: dict[str, Any] = {"namespace": body.namespace}
     max_tokens = body.max_completion_tokens or body.max_tokens
     for name, value in (("k", body.k), ("filter", body.filter), ("max_tokens", max_tokens),
-                        ("temperature", body.temperature)):
+                        ("temperature", body.temperature), ("strategy", body.strategy)):
         if value is not None:
             options[name] = value
     session = ctx.rag.chat(**options)
@@ -103,6 +103,7 @@ def router() -> APIRouter:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
                              "finish_reason": "stop", "logprobs": None}],
                 "usage": _usage(answer), "sources": _sources(answer), "abstained": answer.abstained,
+                "strategy": answer.strategy,
             })
         validate_filter(body.filter)  # a bad filter is a 400 before the stream's status line, not an event
         slot = Slot(ctx.llm)
@@ -129,7 +130,8 @@ async def _chunks(ctx: ServerContext, stream: Iterator[str | Answer], slot: Slot
                 # The streamed text is the model's own; the verified text (citations added, or the
                 # abstention when nothing was supported) comes with the sources in the last chunk.
                 yield chunk({}, "stop", usage=_usage(item), sources=_sources(item),
-                            answer=item.text, abstained=item.abstained, localrag=answer_dict(item))
+                            answer=item.text, abstained=item.abstained, strategy=item.strategy,
+                            localrag=answer_dict(item))
             else:
                 yield chunk({"content": item})
     except LocalRagError as e:

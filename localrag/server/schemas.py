@@ -109,3 +109,5 @@ class ChatCompletionBody(BaseModel):
     k: Int | None = Field(None, ge=1, le=100)
     namespace: str = Field("", max_length=512)
     filter: dict[str, Any] | None = None
+    # none | multi_query | hyde | decompose | auto; the reply's ``localrag.strategy`` says which ran
+    strategy: Literal["none", "multi_query", "hyde", "decompose", "auto"] | None = None

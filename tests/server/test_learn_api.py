@@ -97,6 +97,16 @@ def test_search_ask_and_stream_take_a_strategy_and_report_it(tmp_path: Path, rea
                     elif line.startswith("data: ") and event == "answer":
                         finals.append(json.loads(line[6:]))
             assert len(finals) == 1 and finals[0]["strategy"] == "decompose"
+            r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUERY}],
+                                                     "strategy": "multi_query"})
+            assert r.status_code == 200, r.text
+            assert r.json()["strategy"] == "multi_query"
+            with c.stream("POST", "/v1/chat/completions", json={
+                    "messages": [{"role": "user", "content": QUERY}], "strategy": "hyde", "stream": True}) as s:
+                chunks = [json.loads(line[6:]) for line in s.iter_lines()
+                          if line.startswith("data: {")]
+            assert [(ch["strategy"], ch["localrag"]["strategy"]) for ch in chunks if "localrag" in ch] == [
+                ("hyde", "hyde")]
 
 
 def test_a_vote_makes_cached_answers_unreachable(tmp_path: Path, real_embedder: Any) -> None:
