@@ -225,7 +225,8 @@ class LocalRAG:
             if self._pipeline is None:
                 from localrag.pinecone.hosted_docs import HostedWrites
 
-                target: Any = self.store if self.hosted is None else HostedWrites(self.hosted)
+                space = getattr(embedder, "vector_space", embedder.name)
+                target: Any = self.store if self.hosted is None else HostedWrites(self.hosted, space)
                 self._pipeline = IngestPipeline(target, embedder, self.settings, self.events)
             report = self._pipeline.run(
                 items,

@@ -154,6 +154,7 @@ class HostedCorpus:
         self._index = index
         self.settings = settings
         self.policy = policy or RetryPolicy(settings.retries + 1, settings.retry_base_s, settings.retry_max_s)
+        self._space_ok: set[tuple[str, str]] = set()
 
     @classmethod
     def open(cls, settings: Settings) -> HostedCorpus:
@@ -164,6 +165,24 @@ class HostedCorpus:
 
     def _call(self, what: str, method: str, **kwargs: Any) -> Any:
         return call(self.policy, what, getattr(self._index.documents, method), **kwargs)
+
+    def check_space(self, namespace: str, space: str) -> None:
+        """Refuse an embedder whose vectors are not the namespace's (same dimension, another model: a
+        fine-tuned embedder, say); read from one record, once per namespace and process."""
+        if not space or (namespace, space) in self._space_ok:
+            return
+        try:
+            response = self._call("fetch", "fetch", namespace=self.namespace(namespace), filter={"ordinal": 0},
+                                  include_fields=["vector_space"], limit=1)
+            stored = next((_fields(d).get("vector_space") for d in response.documents.values()), None)
+        except NotFoundError:
+            stored = None
+        if stored is not None and stored != space:
+            raise ConfigError(f"hosted namespace {namespace!r} was indexed with embedding model {stored!r}, but "
+                              f"the configured model produces {space!r} vectors; use the original model or "
+                              "another vector.namespace_prefix")
+        if stored is not None:  # an empty namespace is checked again at its first write
+            self._space_ok.add((namespace, space))
 
     # -- search ----------------------------------------------------------------------------
     def search_dense(self, namespace: str, vector: np.ndarray, k: int, flt: Mapping[str, Any] | None
@@ -295,10 +314,11 @@ class HostedCorpus:
                        filter={"doc_id": {"$in": targets[start:start + _IN_BATCH]}})
         return targets
 
-    def write(self, namespace: str, prepared: Sequence[PreparedDocument]) -> None:
+    def write(self, namespace: str, prepared: Sequence[PreparedDocument], space: str = "") -> None:
         ns = self.namespace(namespace)
+        self.check_space(namespace, space)
         keys = iter(new_keys(sum(len(p.chunks) for p in prepared)))
-        records = [r for p in prepared for r in _records(p, keys)]
+        records = [r | ({"vector_space": space} if space else {}) for p in prepared for r in _records(p, keys)]
         for start in range(0, len(records), _UPSERT_DOCS):
             self._call("upsert", "upsert", namespace=ns, documents=records[start:start + _UPSERT_DOCS])
         # Surplus chunks of a document that shrank; after the upsert, so the document never vanishes.
@@ -343,8 +363,9 @@ def _records(prepared: PreparedDocument, keys: Iterator[int]) -> list[dict[str, 
 class HostedWrites:
     """What the ingest pipeline needs of a store, on the hosted index (``IngestPipeline(store=...)``)."""
 
-    def __init__(self, corpus: HostedCorpus) -> None:
+    def __init__(self, corpus: HostedCorpus, space: str = "") -> None:
         self.corpus = corpus
+        self.space = space  # the embedder's vector space, stored on every record and checked before writing
 
     def content_hashes(self, namespace: str, doc_ids: Sequence[str]) -> dict[str, str]:
         return self.corpus.content_hashes(namespace, doc_ids)
@@ -353,5 +374,5 @@ class HostedWrites:
         return self.corpus.stored_vectors(namespace, doc_ids)
 
     def write_documents(self, namespace: str, prepared: Sequence[PreparedDocument], dim: int) -> WriteResult:
-        self.corpus.write(namespace, prepared)
+        self.corpus.write(namespace, prepared, self.space)
         return WriteResult(0, 0, _EMPTY, _EMPTY)  # no local generation: nothing local changed

@@ -45,6 +45,9 @@ class HostedRetriever(Retriever):
     def _one(self, request: SearchRequest, vectors: dict[str, Any], embed_ms: float) -> SearchResult:
         depth = max(request.candidates or self.settings.candidates, request.k)
         k = depth if request.mode == "hybrid" else request.k
+        if request.mode != "keyword":
+            embedder = self._embedder()
+            self.corpus.check_space(request.namespace, getattr(embedder, "vector_space", embedder.name))
         t0 = time.perf_counter()
         # Hybrid: the two hosted searches run at once, so the request waits one round trip, not two.
         dense_hits = keyword_hits = None

@@ -20,7 +20,7 @@ from threaded_server import app_in_thread
 from localrag import engine as engine_module
 from localrag.config import Settings, load_settings
 from localrag.engine import LocalRAG
-from localrag.errors import NotFoundError
+from localrag.errors import ConfigError, NotFoundError
 from localrag.pinecone.hosted_docs import schema
 from localrag.server import create_app as create_rag_app
 from localrag.types import Document
@@ -227,3 +227,17 @@ def test_a_rewrite_on_another_replica_embeds_only_changed_chunks(tmp_path: Path)
         b.add(Document("c", body + " One more closing sentence."))
         assert 0 < len(counting.embedded) < chunks  # the tail chunk, not the whole document
         assert b.get_document("c").text.endswith("One more closing sentence.")
+
+
+def test_a_replica_with_another_embedding_model_is_refused(tmp_path: Path) -> None:
+    other = HashingEmbedder()  # the same dimension: only the recorded vector space tells them apart
+    other.vector_space = "fine-tuned-elsewhere"  # type: ignore[misc]
+    with _replica(tmp_path, "a") as a, \
+            LocalRAG(tmp_path / "b", settings=load_settings(None), embedder=other) as b:
+        a.add(Document("x", "comets have tails of dust and gas"))
+        with pytest.raises(ConfigError, match="fine-tuned-elsewhere"):
+            b.search("comets", k=1, mode="dense")
+        with pytest.raises(ConfigError, match="was indexed with"):
+            b.add(Document("y", "another text"))
+        assert b.search("comets", k=1, mode="keyword")[0].doc_id == "x"  # BM25 needs no vectors
+        assert [h.doc_id for h in a.search("comets dust", k=2)] == ["x"]  # nothing was written
