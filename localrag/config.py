@@ -232,8 +232,11 @@ class LearnSettings:
     """Online learning from feedback (learn/feedback.py) and the default query strategy."""
 
     feedback: bool = True  # votes adjust the next search's ranking (only near queries that have votes)
-    weight: float = 0.3  # the most a hit can move, as a share of its result list's score spread
+    weight: float = 0.5  # the most a hit can move, as a share of its result list's score spread (docs/DESIGN.md)
     prior: float = 2.0  # pseudo-votes that shrink the evidence: one vote moves a hit weight/(1+prior)
+    # pseudo-pairs of agreeing votes behind the voters' reliability (learn/reliability.py): trusted until
+    # different voters' votes on the same chunk disagree; votes agreeing only by chance then move nothing
+    agreement_prior: float = 10.0
     similarity: float = 0.8  # query-embedding cosine at or above which a vote counts (docs/DESIGN.md)
     half_life_days: float = 90.0  # a vote's weight halves every this many days; 0: no decay
     max_per_source: float = 3.0  # one voter (API key or address) counts for at most this many votes a chunk

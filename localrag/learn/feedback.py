@@ -2,15 +2,19 @@
 
 A search is compared with the stored queries of its namespace by embedding cosine; a judgment
 counts when its query lies at or above ``learn.similarity``, weighted by its age
-(``half_life_days``). Per chunk, the weighted votes become evidence in [-1, 1]:
+(``half_life_days``). Per chunk, the weighted votes (up minus down: ``net``) become evidence in [-1, 1]:
 
-    evidence = (up - down) / (up + down + prior)
+    evidence = tanh(atanh(r) * net) * |net| / (|net| + prior)
 
-(a Beta-style mean shrunk by ``prior`` pseudo-votes), so one vote moves a hit by at most
+The first factor is the votes' verdict under a noise model: each vote is right with probability
+(1 + r) / 2, where r is the voters' reliability read from how often different voters agree on the
+same chunk (learn/reliability.py), so it is 2 P(relevant | votes) - 1 from an even prior. Votes that
+agree only by chance (r near 0) move nothing; with trusted voters (r = 1) it is the sign of ``net``.
+The second shrinks it by ``prior`` pseudo-votes, so one vote moves a hit by at most
 ``weight / (1 + prior)`` of its list's score spread, agreeing votes accumulate towards ``weight``,
-conflicting ones cancel, and a voter (API key or client address) counts for at most
-``max_per_source`` votes on one chunk. The adjustment is added to the hits' scores after fusion
-and reranking, and each adjusted hit reports it as ``scores["feedback"]``.
+conflicting ones cancel (a split counts by its net), and a voter (API key or client address) counts
+for at most ``max_per_source`` votes on one chunk. The adjustment is added to the hits' scores after
+fusion and reranking, and each adjusted hit reports it as ``scores["feedback"]``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from numpy.typing import NDArray
 
 from localrag.config import LearnSettings
 from localrag.errors import InvalidInputError, LocalRagError
+from localrag.learn.reliability import agreement, reliability
 from localrag.store.sqlite import SQLiteStore
 from localrag.types import Hit, SearchRequest, SearchResult
 
@@ -45,6 +50,7 @@ class Votes:
     grades: NDArray[np.float64]  # in [-1, 1]
     sources: tuple[str, ...]
     created_at: NDArray[np.float64]
+    reliability: float = 1.0  # r of learn/reliability.py: the voters' accuracy is (1 + r) / 2
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -108,13 +114,18 @@ class FeedbackModel:
             for query, *_, blob in rows
         ]
         dim = len(vectors[0]) if vectors else 0
-        return Votes(
+        votes = Votes(
             vectors=np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32),
             chunk_ids=np.array([r[1] for r in rows], dtype=np.int64),
             grades=np.array([r[2] for r in rows], dtype=np.float64),
             sources=tuple(r[3] for r in rows),
             created_at=np.array([r[4] for r in rows], dtype=np.float64),
         )
+        agree, total = agreement(votes.vectors, votes.chunk_ids, votes.grades, votes.sources, self.settings.similarity)
+        r = reliability(agree, total, self.settings.agreement_prior)
+        log.debug("namespace %r: %d votes, voter agreement %.1f of %.1f, reliability %.3f",
+                  namespace, len(votes), agree, total, r)
+        return replace(votes, reliability=r)
 
     def evidence(self, namespace: str, query_vector: NDArray[np.float32], user: str = "",
                  generation: int | None = None) -> dict[int, float]:
@@ -199,11 +210,13 @@ def _evidence(votes: Votes, rows: NDArray[np.intp], weights: NDArray[np.float64]
         up[chunk_id] = up.get(chunk_id, 0.0) + scale * sum(v for v in values if v > 0)
         down[chunk_id] = down.get(chunk_id, 0.0) - scale * sum(v for v in values if v < 0)
     out = {}
+    certainty = math.atanh(votes.reliability) if votes.reliability < 1.0 else math.inf
     for chunk_id in up:
         net = up[chunk_id] - down[chunk_id]
         if abs(net) <= 1e-9 * (up[chunk_id] + down[chunk_id]):  # cancelled (votes seconds apart decay unequally)
             continue
-        value = net / (up[chunk_id] + down[chunk_id] + s.prior)
+        verdict = math.copysign(1.0, net) if math.isinf(certainty) else math.tanh(certainty * net)
+        value = verdict * abs(net) / (abs(net) + s.prior)
         if value != 0.0:
             out[chunk_id] = value
     return out

@@ -6,6 +6,7 @@ paraphrases and unrelated queries need the real embedder (tests/integration/test
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +99,7 @@ def test_conflicting_votes_cancel(rag: LocalRAG) -> None:
     assert all(h.scores.get("feedback", 0.0) == 0.0 for h in after)
 
 
-def test_split_votes_count_by_their_net(rag: LocalRAG) -> None:
+def test_split_votes_count_by_their_net_discounted_by_the_voters_disagreement(rag: LocalRAG) -> None:
     before = rag.search(QUERY, k=len(DOCS))
     spread = before[0].score - before[-1].score
     chunk = before[-1].chunk_id
@@ -106,9 +107,33 @@ def test_split_votes_count_by_their_net(rag: LocalRAG) -> None:
         rag.feedback(QUERY, chunk, relevant, source=voter)
     split = next(h for h in rag.search(QUERY, k=len(DOCS)) if h.chunk_id == chunk).scores["feedback"]
     s = rag.settings.learn
-    # net 1 of 3 votes, shrunk by all three and the prior
-    assert split == pytest.approx(s.weight * 1 / (3 + s.prior) * spread, rel=1e-4)
+    # three voter pairs, two disagreeing: rho = (1 - 2 + prior pairs) / (3 + prior pairs); net 1 of 3 votes
+    r = math.sqrt((1 - 2 + s.agreement_prior) / (3 + s.agreement_prior))
+    assert rag.learner.votes("").reliability == pytest.approx(r)
+    assert split == pytest.approx(s.weight * r / (1 + s.prior) * spread, rel=1e-4)  # tanh(atanh(r) * 1) = r
     assert 0 < split < s.weight / (1 + s.prior) * spread  # less than one lone vote
+
+
+def test_votes_from_voters_who_agree_only_by_chance_move_nothing(tmp_path: Path) -> None:
+    with open_rag(tmp_path / "d", agreement_prior=0.0) as rag:
+        rag.add(DOCS)
+        before = rag.search(QUERY, k=len(DOCS))
+        target = before[-1].doc_id
+        vote(rag, target, True, 4)  # four voters agree on the target...
+        for doc, pattern in zip(ids(before)[:3], ("++--", "+-+-", "+--+"), strict=True):
+            chunk = next(h.chunk_id for h in before if h.doc_id == doc)
+            for i, sign in enumerate(pattern):  # ...but split evenly on three others: as often as coins
+                rag.feedback(QUERY, chunk, sign == "+", source=f"voter{i}")
+        assert rag.learner.votes("").reliability == 0.0  # products: +6 on the target, -2 on each split
+        after = rag.search(QUERY, k=len(DOCS))
+        assert ids(after) == ids(before) and all("feedback" not in h.scores for h in after)
+    with open_rag(tmp_path / "d", agreement_prior=10.0) as rag:  # the same votes with the default trust
+        r = math.sqrt(10 / (24 + 10))
+        assert rag.learner.votes("").reliability == pytest.approx(r)
+        moved = next(h for h in rag.search(QUERY, k=len(DOCS)) if h.doc_id == target).scores["feedback"]
+        s = rag.settings.learn
+        assert moved == pytest.approx(s.weight * math.tanh(math.atanh(r) * 4) * 4 / (4 + s.prior) * (
+            before[0].score - before[-1].score), rel=1e-4)
 
 
 def test_one_voter_counts_for_at_most_max_per_source(rag: LocalRAG) -> None:
