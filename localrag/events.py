@@ -109,33 +109,46 @@ class ProgressTracker:
         self.docs_done = 0
         self.chunks = 0
         self.started = time.monotonic()
+        # Groups being embedded or waiting to be written (the ingest pipeline embeds one group while it
+        # writes the one before, on two threads): their documents, chunks, and chunks embedded so far.
         self._group_docs = 0
         self._group_chunks = 0
         self._group_embedded = 0
+        self._lock = threading.Lock()
 
     def start_group(self, documents: int, chunks: int) -> None:
-        self._group_docs, self._group_chunks, self._group_embedded = documents, chunks, 0
+        with self._lock:
+            self._group_docs += documents
+            self._group_chunks += chunks
 
     def embedded(self, n: int) -> None:
-        self.chunks += n
-        self._group_embedded += n
+        with self._lock:
+            self.chunks += n
+            self._group_embedded += n
         self._emit()
 
-    def documents_done(self, n: int) -> None:
-        self.docs_done += n
-        self._group_docs = self._group_chunks = self._group_embedded = 0
+    def documents_done(self, n: int, chunks: int = 0) -> None:
+        """``n`` documents acknowledged; ``chunks``: those of a group started with ``start_group``."""
+        with self._lock:
+            self.docs_done += n
+            if chunks:
+                self._group_docs = max(0, self._group_docs - n)
+                self._group_chunks = max(0, self._group_chunks - chunks)
+                self._group_embedded = max(0, self._group_embedded - chunks)
         self._emit()
 
     def _emit(self) -> None:
         if not self.bus.active:
             return
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        partial = self._group_docs * self._group_embedded / self._group_chunks if self._group_chunks else 0.0
-        effective = self.docs_done + partial
+        with self._lock:
+            partial = self._group_docs * self._group_embedded / self._group_chunks if self._group_chunks else 0.0
+            docs_done, chunks = self.docs_done, self.chunks
+        effective = docs_done + partial
         eta = None
         if self.docs_total and effective > 0:
             eta = elapsed * max(self.docs_total - effective, 0.0) / effective
         self.bus.publish("progress", namespace=self.namespace, data={
-            "docs_done": self.docs_done, "docs_total": self.docs_total, "chunks": self.chunks,
-            "chunks_per_s": self.chunks / elapsed, "eta_s": eta, "elapsed_s": elapsed,
+            "docs_done": docs_done, "docs_total": self.docs_total, "chunks": chunks,
+            "chunks_per_s": chunks / elapsed, "eta_s": eta, "elapsed_s": elapsed,
         })  # fmt: skip

@@ -1,7 +1,11 @@
 """Ingest: batch documents, skip unchanged ones by content hash, chunk, embed, write.
 
-Each batch is one store transaction; the indexes are updated only after it commits,
-so a crash leaves either the whole batch or none of it, and indexes catch up on open.
+It is a two-lane pipeline (``stages.EmbedLane``): this thread reads, hashes, chunks and writes while
+one background thread embeds the group before. Chunks are gathered into groups of about
+``_MAX_BATCH_CHUNKS`` across input batches: a group is the window sorted by length for embedding
+(less padding) and one store transaction. The indexes are updated only after that transaction
+commits, and a document is acknowledged (its event published, its state reported) only after its
+group reached the indexes, so a crash leaves each group whole or absent, and indexes catch up on open.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,16 +23,20 @@ import numpy as np
 from localrag.config import Settings
 from localrag.events import EventBus, ProgressTracker
 from localrag.ingest.chunking import Chunker
+from localrag.ingest.stages import EmbedLane, IngestProfile, StageClock
 from localrag.protocols import Embedder
 from localrag.store.files import stored_vectors
 from localrag.store.sqlite import PreparedDocument, SQLiteStore, WriteResult, index_text
-from localrag.types import Document, IngestReport, SkippedFile
+from localrag.types import Chunk, Document, IngestReport, SkippedFile
 
 log = logging.getLogger(__name__)
 
 OnCommit = Callable[[WriteResult, np.ndarray, list[str]], None]
 Progress = Callable[[int, int], None]  # (documents seen, chunks written)
 _MAX_BATCH_CHUNKS = 512
+# Groups embedded ahead of the writer: one keeps the lane busy while the writer commits the last;
+# more would only hold more chunks in memory.
+_LANE_DEPTH = 1
 
 
 def content_hash(document: Document, salt: str) -> str:
@@ -42,6 +50,16 @@ def content_hash(document: Document, salt: str) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Documents to write in one transaction, with the texts to embed and the vectors already stored."""
+
+    documents: tuple[tuple[Document, str, list[Chunk]], ...]
+    updated: frozenset[str]  # doc ids already in the store (an update, not an add)
+    texts: list[str]
+    reuse: Mapping[str, np.ndarray]
+
+
 class IngestPipeline:
     def __init__(
         self, store: SQLiteStore, embedder: Embedder, settings: Settings, events: EventBus | None = None
@@ -52,6 +70,7 @@ class IngestPipeline:
         self.settings = settings
         self.chunker = Chunker(embedder.tokenizer, settings.chunk.chunk_tokens, settings.chunk.overlap_tokens)
         self.salt = f"{embedder.name}|{settings.chunk.chunk_tokens}|{settings.chunk.overlap_tokens}"
+        self.last_profile: IngestProfile | None = None  # where the latest run spent its time
 
     def run(
         self,
@@ -67,112 +86,142 @@ class IngestPipeline:
         """``tracker``: one shared across several runs (folder sync's batches) so progress spans them all."""
         started = time.perf_counter()
         self._tracker = tracker or ProgressTracker(self.events, namespace, docs_total)
-        states: dict[str, str] = {}
-        skipped: list[SkippedFile] = []
-        chunks_written = 0
+        self._clock = StageClock()
+        self._namespace, self._on_commit = namespace, on_commit
+        self._states: dict[str, str] = {}
+        self._skipped: list[SkippedFile] = []
+        self._written = 0
+        self._open: list[tuple[Document, str, list[Chunk]]] = []  # the group being gathered
+        self._open_known: set[str] = set()  # its documents that the store already holds
+        self._open_chunks = 0
+        self._unacked: set[str] = set()  # doc ids gathered or in the lane, not yet committed
+        self._lane: EmbedLane[_Group] = EmbedLane(self._embed_group, self._clock, _LANE_DEPTH)
         seen = 0
         batch: dict[str, Document] = {}
-        for item in items:
-            seen += 1
-            if isinstance(item, SkippedFile):
-                log.warning("skipped %s: %s", item.path, item.reason)
-                skipped.append(item)
-                self.events.publish("skip", path=item.path, namespace=namespace, reason=item.reason)
-            else:
-                document = replace(item, metadata={**item.metadata, **metadata}) if metadata else item
-                batch[document.doc_id] = document  # a repeated id in one batch: the last one wins
-                if len(batch) >= self.settings.ingest.batch_documents:
-                    chunks_written += self._write_batch(list(batch.values()), namespace, on_commit, skipped, states)
-                    batch.clear()
-            if progress is not None:
-                progress(seen, chunks_written)
-        chunks_written += self._write_batch(list(batch.values()), namespace, on_commit, skipped, states)
+        try:
+            for item in self._timed_items(items):
+                seen += 1
+                if isinstance(item, SkippedFile):
+                    log.warning("skipped %s: %s", item.path, item.reason)
+                    self._skipped.append(item)
+                    self.events.publish("skip", path=item.path, namespace=namespace, reason=item.reason)
+                else:
+                    document = replace(item, metadata={**item.metadata, **metadata}) if metadata else item
+                    batch[document.doc_id] = document  # a repeated id in one batch: the last one wins
+                    if len(batch) >= self.settings.ingest.batch_documents:
+                        self._add_batch(list(batch.values()))
+                        batch.clear()
+                if progress is not None:
+                    progress(seen, self._written)
+            self._add_batch(list(batch.values()))
+            self._submit_open()
+            self._commit_all(self._lane.drain())
+        finally:
+            self._lane.close()
         if progress is not None:
-            progress(seen, chunks_written)
+            progress(seen, self._written)
+        wall = time.perf_counter() - started
+        self.last_profile = IngestProfile(wall, self._clock.snapshot(), self._written)
+        log.info("ingested %d chunks in %.1f s (%.0f%% of it embedding)", self._written, wall,
+                 100 * self.last_profile.embedding_share)
         by_state: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": []}
-        for doc_id, state in states.items():
+        for doc_id, state in self._states.items():
             by_state[state].append(doc_id)
         return IngestReport(
             tuple(by_state["added"]),
             tuple(by_state["updated"]),
             tuple(by_state["unchanged"]),
-            tuple(skipped),
-            chunks_written,
-            time.perf_counter() - started,
+            tuple(self._skipped),
+            self._written,
+            wall,
         )
 
-    def _write_batch(
-        self,
-        documents: list[Document],
-        namespace: str,
-        on_commit: OnCommit,
-        skipped: list[SkippedFile],
-        states: dict[str, str],
-    ) -> int:
-        """Write one batch (in groups of about _MAX_BATCH_CHUNKS chunks); returns chunks written."""
+    def _timed_items(self, items: Iterable[Document | SkippedFile]) -> Iterator[Document | SkippedFile]:
+        """The input, with the time spent producing it (reading and parsing files) on the clock."""
+        iterator = iter(items)
+        while True:
+            with self._clock.measure("loading"):
+                item = next(iterator, None)
+            if item is None:
+                return
+            yield item
+
+    def _add_batch(self, documents: list[Document]) -> None:
+        """Hash a batch against the store, chunk what changed and gather it into groups."""
         if not documents:
-            return 0
-        written = 0
-        known = self.store.content_hashes(namespace, [d.doc_id for d in documents])
-        pending: list[tuple[Document, str]] = []
-        for document in documents:
-            digest = content_hash(document, self.salt)
-            if known.get(document.doc_id) == digest:
-                states[document.doc_id] = "unchanged"
-                self._tracker.documents_done(1)
-            else:
-                pending.append((document, digest))
-        group: list[tuple[Document, str, list[Any]]] = []
-        group_chunks = 0
+            return
+        if self._unacked.intersection(d.doc_id for d in documents):
+            # The same document again while its earlier version is still on its way: the stored hash
+            # (and the add/update state) must be read after that version is written.
+            self._submit_open()
+            self._commit_all(self._lane.drain())
+        with self._clock.measure("hashing"):
+            known = self.store.content_hashes(self._namespace, [d.doc_id for d in documents])
+            pending: list[tuple[Document, str]] = []
+            for document in documents:
+                digest = content_hash(document, self.salt)
+                if known.get(document.doc_id) == digest:
+                    self._states[document.doc_id] = "unchanged"
+                    self._tracker.documents_done(1)
+                else:
+                    pending.append((document, digest))
         for document, digest in pending:
-            chunks = self.chunker.split(document)
+            with self._clock.measure("chunking"):
+                chunks = self.chunker.split(document)
             if not chunks:
                 empty = SkippedFile(document.source or document.doc_id, "no text to index (empty document)")
-                skipped.append(empty)
-                self.events.publish("skip", doc_id=document.doc_id, path=empty.path, namespace=namespace,
+                self._skipped.append(empty)
+                self.events.publish("skip", doc_id=document.doc_id, path=empty.path, namespace=self._namespace,
                                     reason=empty.reason)
                 continue
-            group.append((document, digest, chunks))
-            group_chunks += len(chunks)
-            if group_chunks >= _MAX_BATCH_CHUNKS:
-                written += self._commit(group, namespace, on_commit, known, states)
-                group, group_chunks = [], 0
-        return written + self._commit(group, namespace, on_commit, known, states)
+            self._open.append((document, digest, chunks))
+            if document.doc_id in known:
+                self._open_known.add(document.doc_id)
+            self._unacked.add(document.doc_id)
+            self._open_chunks += len(chunks)
+            if self._open_chunks >= _MAX_BATCH_CHUNKS:
+                self._submit_open()
 
-    def _commit(
-        self,
-        group: list[tuple[Document, str, list[Any]]],
-        namespace: str,
-        on_commit: OnCommit,
-        known: dict[str, str],
-        states: dict[str, str],
-    ) -> int:
-        if not group:
-            return 0
-        texts = [index_text(doc.title, chunk.text) for doc, _, chunks in group for chunk in chunks]
-        updated = [doc.doc_id for doc, _, _ in group if doc.doc_id in known]
-        # (a hosted store, vector.backend = "pinecone_documents", keeps no vectors to reuse)
-        hosted = not isinstance(self.store, SQLiteStore)
-        reuse = stored_vectors(self.store, namespace, updated) if updated and not hosted else {}
-        vectors = self._embed(texts, len(group), reuse)
+    def _submit_open(self) -> None:
+        """Hand the gathered group to the embedding lane; commit the groups it has finished."""
+        if not self._open:
+            return
+        documents, updated = tuple(self._open), frozenset(self._open_known)
+        self._open, self._open_known, self._open_chunks = [], set(), 0
+        with self._clock.measure("hashing"):
+            reuse = stored_vectors(self.store, self._namespace, sorted(updated)) if updated else {}
+        texts = [index_text(doc.title, chunk.text) for doc, _, chunks in documents for chunk in chunks]
+        self._commit_all(self._lane.submit(_Group(documents, updated, texts, reuse)))
+
+    def _commit_all(self, ready: list[tuple[_Group, np.ndarray]]) -> None:
+        for group, vectors in ready:
+            self._commit(group, vectors)
+
+    def _commit(self, group: _Group, vectors: np.ndarray) -> None:
         prepared, offset = [], 0
-        for doc, digest, chunks in group:
+        for doc, digest, chunks in group.documents:
             prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset : offset + len(chunks)]))
             offset += len(chunks)
-        result = self.store.write_documents(namespace, prepared, self.embedder.dim)
-        on_commit(result, vectors, texts)
-        for doc, _, chunks in group:  # published after the indexes took the write: the document is searchable
-            states[doc.doc_id] = "updated" if doc.doc_id in known else "added"
-            self.events.publish("update" if doc.doc_id in known else "ingest", doc_id=doc.doc_id, path=doc.source,
-                                namespace=namespace, data={"chunks": len(chunks)})
-        self._tracker.documents_done(len(group))
-        return len(texts)
+        with self._clock.measure("writing"):
+            result = self.store.write_documents(self._namespace, prepared, self.embedder.dim)
+        with self._clock.measure("indexing"):
+            self._on_commit(result, vectors, group.texts)
+        for doc, _, chunks in group.documents:  # published after the indexes took the write: the document is searchable
+            state = "updated" if doc.doc_id in group.updated else "added"
+            self._states[doc.doc_id] = state
+            self._unacked.discard(doc.doc_id)
+            self.events.publish("update" if state == "updated" else "ingest", doc_id=doc.doc_id, path=doc.source,
+                                namespace=self._namespace, data={"chunks": len(chunks)})
+        self._tracker.documents_done(len(group.documents), len(group.texts))
+        self._written += len(group.texts)
 
-    def _embed(self, texts: list[str], documents: int, reuse: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Embed in slices of the embedder's batch size, so progress moves as chunks are embedded
-        rather than once per committed group (one large file is one group). A text whose vector the
-        store already holds (``reuse``: the chunks of the documents being rewritten) is not embedded again."""
-        self._tracker.start_group(documents, len(texts))
+    def _embed_group(self, group: _Group) -> np.ndarray:
+        """Runs on the lane's thread. Texts are embedded in order of length, so each batch pads little;
+        with listeners, in slices of the embedder's batch size so progress moves as chunks are embedded
+        rather than once per group. A text whose vector the store already holds (``reuse``: the chunks
+        of the documents being rewritten) is not embedded again."""
+        texts, reuse = group.texts, group.reuse
+        self._tracker.start_group(len(group.documents), len(texts))
         vectors = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
         todo = [i for i, text in enumerate(texts) if text not in reuse]
         for i, text in enumerate(texts):
@@ -180,6 +229,7 @@ class IngestPipeline:
                 vectors[i] = reuse[text]
         if len(todo) < len(texts):
             self._tracker.embedded(len(texts) - len(todo))
+        todo.sort(key=lambda i: len(texts[i]))  # characters track tokens closely enough to group lengths
         step = max(1, self.settings.embed.batch_size) if self.events.active else max(1, len(todo))
         for start in range(0, len(todo), step):
             rows = todo[start : start + step]
