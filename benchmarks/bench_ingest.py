@@ -98,6 +98,23 @@ def ingest(corpus: Path, data: Path, serial: bool) -> dict[str, Any]:
     }
 
 
+def save(out: Path, base: dict[str, Any], alone: list[dict[str, Any]], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    embed_rate = statistics.mean(a["chunks_per_s"] for a in alone)
+    pipelined = runs[0]
+    result = {
+        **base,
+        "embedder_alone": alone, "embedder_alone_chunks_per_s": round(embed_rate, 1),
+        "ingest": runs,
+        "ingest_vs_embedder": round(pipelined["chunks_per_s"] / embed_rate, 3),
+        "targets": {"embedding_share>=0.90": pipelined["embedding_share"] >= 0.9,
+                    "ingest_vs_embedder>=0.9": pipelined["chunks_per_s"] / embed_rate >= 0.9},
+        "loadavg_after": os.getloadavg(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
@@ -128,35 +145,28 @@ def main() -> None:
         texts = [index_text(d.title, c.text) for d in docs for c in chunker.split(d)]
         chunk_s = time.perf_counter() - began
         lengths = [len(e.ids) for e in embedder.tokenizer.encode(texts)]  # type: ignore[attr-defined]
+        base = {
+            "dataset": str(args.dataset), "documents": len(docs), "chunks": len(texts),
+            "embedder": settings.embed.model, "embed_threads": settings.embed.threads or os.cpu_count(),
+            "batch_size": settings.embed.batch_size, "window": WINDOW,
+            "tokens_per_chunk_mean": round(statistics.mean(lengths), 1),
+            "padding_efficiency": {
+                "unsorted": round(padding_efficiency(lengths, settings.embed.batch_size, None), 3),
+                f"sorted_within_{WINDOW}": round(padding_efficiency(lengths, settings.embed.batch_size, WINDOW), 3),
+            },
+            "load_alone_s": round(load_s, 2), "chunk_alone_s": round(chunk_s, 2), "loadavg_before": load_before,
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "note": "wall-clock on a shared 2-core machine; embedder-alone runs bracket the ingest (--alone-runs 2)",
+        }
         alone = [embed_alone(embedder, texts)]
         runs = [ingest(corpus, work / "pipelined", serial=False)]
+        result = save(args.out, base, alone, runs)  # written after each phase: a late phase may not finish
         if args.serial:
             runs.append(ingest(corpus, work / "serial", serial=True))
+            result = save(args.out, base, alone, runs)
         if args.alone_runs == 2:
             alone.append(embed_alone(embedder, texts))
-    embed_rate = statistics.mean(a["chunks_per_s"] for a in alone)
-    pipelined = runs[0]
-    result = {
-        "dataset": str(args.dataset), "documents": len(docs), "chunks": len(texts),
-        "embedder": settings.embed.model, "embed_threads": settings.embed.threads or os.cpu_count(),
-        "batch_size": settings.embed.batch_size, "window": WINDOW,
-        "tokens_per_chunk_mean": round(statistics.mean(lengths), 1),
-        "padding_efficiency": {
-            "unsorted": round(padding_efficiency(lengths, settings.embed.batch_size, None), 3),
-            f"sorted_within_{WINDOW}": round(padding_efficiency(lengths, settings.embed.batch_size, WINDOW), 3),
-        },
-        "load_alone_s": round(load_s, 2), "chunk_alone_s": round(chunk_s, 2),
-        "embedder_alone": alone, "embedder_alone_chunks_per_s": round(embed_rate, 1),
-        "ingest": runs,
-        "ingest_vs_embedder": round(pipelined["chunks_per_s"] / embed_rate, 3),
-        "targets": {"embedding_share>=0.90": pipelined["embedding_share"] >= 0.9,
-                    "ingest_vs_embedder>=0.9": pipelined["chunks_per_s"] / embed_rate >= 0.9},
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-        "cpus": os.cpu_count(), "python": platform.python_version(),
-        "note": "wall-clock on a shared 2-core machine; the two embedder-alone runs bracket the ingest",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            result = save(args.out, base, alone, runs)
     print(json.dumps({k: result[k] for k in ("chunks", "embedder_alone_chunks_per_s", "ingest_vs_embedder",
                                              "padding_efficiency", "targets")}, indent=2))
     for run in runs:
