@@ -228,3 +228,23 @@ def test_ann_files_follow_their_namespaces(tmp_path: Path) -> None:
     assert not pc._local.index("ns").uses_ann("b")
     pc.close()
     assert _ann_files(tmp_path) == []
+
+
+def test_every_write_moves_the_namespace_generation(tmp_path: Path) -> None:
+    """The ANN file's staleness check: each write transaction bumps its namespace's counter, and a
+    dropped namespace keeps its count, so a recreated one never matches an old file."""
+    from localrag.pinecone import wire
+    from localrag.pinecone.store import RecordStore
+
+    store = RecordStore(tmp_path)
+    record = wire.Record("a", np.ones(4, dtype=np.float32), None, None)
+    assert store.generation("ns") == 0
+    store.upsert("ns", [record])
+    store.upsert("other", [record])
+    store.delete("ns", ["a", "missing"])
+    assert (store.generation("ns"), store.generation("other")) == (2, 1)
+    store.delete_all("ns", drop_namespace=True)
+    store.upsert("ns", [record])
+    assert store.generation("ns") == 4
+    store.close()
+    assert RecordStore(tmp_path).generation("ns") == 4
