@@ -14,13 +14,12 @@ no better than a coin). Votes that agree by chance (random clicks) give r near 0
 
 Each voter counts once per chunk in the pairs (a voter's several votes on one chunk share weight 1),
 so a loud voter cannot vouch for itself. Only the newest ``MAX_PER_CHUNK`` votes of a chunk are paired,
-which bounds the work to O(chunks * MAX_PER_CHUNK^2).
+which bounds the work to O(votes * MAX_PER_CHUNK) vector products; it runs once per feedback generation.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,23 +34,33 @@ def agreement(vectors: NDArray[np.float32], chunk_ids: NDArray[np.int64], grades
     on the same chunk whose queries have an embedding cosine of at least ``similarity``."""
     if len(chunk_ids) < 2:
         return 0.0, 0.0
-    order = np.argsort(chunk_ids, kind="stable")  # rows come oldest first: each group stays in time order
-    bounds = np.flatnonzero(np.diff(chunk_ids[order])) + 1
+    # Votes grouped by chunk, each group in time order (rows come oldest first; the sort is stable).
+    order = np.argsort(chunk_ids, kind="stable")
+    chunks = chunk_ids[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(chunks)) + 1]
+    ends = np.r_[starts[1:], len(chunks)]
+    group = np.repeat(np.arange(len(starts)), ends - starts)
+    keep = ends[group] - np.arange(len(chunks)) <= MAX_PER_CHUNK  # a chunk's newest MAX_PER_CHUNK votes
+    order, chunks = order[keep], chunks[keep]
+    _, voter = np.unique(np.array([sources[i] for i in order], dtype=object), return_inverse=True)
+    voter = voter.astype(np.int64)
+    # each voter's votes on a chunk share weight 1
+    _, slot, counts = np.unique(np.stack([chunks, voter]), axis=1, return_inverse=True, return_counts=True)
+    weighted = grades[order] / counts[slot.ravel()]
     agree = total = 0.0
-    for group in np.split(order, bounds):
-        group = group[-MAX_PER_CHUNK:]
-        if len(group) < 2:
+    # Pairs (i, i + gap) inside a group, gap by gap: vectorised over all groups at once.
+    for gap in range(1, min(MAX_PER_CHUNK, len(chunks))):
+        first = np.arange(len(chunks) - gap)
+        second = first + gap
+        paired = (chunks[first] == chunks[second]) & (voter[first] != voter[second])
+        if not paired.any():
+            if not (chunks[first] == chunks[second]).any():
+                break  # no group is longer than this gap
             continue
-        voters = [sources[i] for i in group]
-        if len(set(voters)) < 2:
-            continue
-        counts = Counter(voters)
-        weight = np.array([1.0 / counts[v] for v in voters])
-        g = grades[group] * weight
-        near = (vectors[group] @ vectors[group].T) >= similarity - 1e-6
-        other = np.array(voters, dtype=object)[:, None] != np.array(voters, dtype=object)[None, :]
-        pairs = np.triu(near & other, 1)
-        products = np.outer(g, g)[pairs]
+        first, second = first[paired], second[paired]
+        cosine = np.einsum("ij,ij->i", vectors[order[first]], vectors[order[second]])
+        near = cosine >= similarity - 1e-6
+        products = weighted[first[near]] * weighted[second[near]]
         agree += float(products.sum())
         total += float(np.abs(products).sum())
     return agree, total
