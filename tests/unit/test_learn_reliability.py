@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from localrag.learn.reliability import agreement, reliability
+from localrag.learn.reliability import MAX_PER_CHUNK, agreement, reliability
 
 NEAR = np.array([1.0, 0.0], dtype=np.float32)
 FAR = np.array([0.0, 1.0], dtype=np.float32)
@@ -59,3 +59,32 @@ def test_reliability_trusts_until_contradicted_and_is_clipped() -> None:
     assert reliability(0.0, 0.0, prior_pairs=0.0) == 1.0
     assert reliability(-5.0, 5.0, prior_pairs=0.0) == 0.0  # worse than chance: no better than a coin
     assert reliability(1.0, 3.0, prior_pairs=0.0) == pytest.approx(math.sqrt(1 / 3))
+
+
+def brute_force(vectors: np.ndarray, chunk_ids: np.ndarray, grades: np.ndarray, sources: list[str],
+                similarity: float) -> tuple[float, float]:
+    """Every pair, one by one: the definition agreement() vectorises."""
+    agree = total = 0.0
+    for chunk in set(chunk_ids.tolist()):
+        rows = [i for i in range(len(chunk_ids)) if chunk_ids[i] == chunk][-MAX_PER_CHUNK:]
+        share = {s: 1 / sum(sources[i] == s for i in rows) for s in {sources[i] for i in rows}}
+        for a, i in enumerate(rows):
+            for j in rows[a + 1:]:
+                if sources[i] != sources[j] and float(vectors[i] @ vectors[j]) >= similarity - 1e-6:
+                    product = grades[i] * share[sources[i]] * grades[j] * share[sources[j]]
+                    agree, total = agree + product, total + abs(product)
+    return agree, total
+
+
+def test_agreement_matches_every_pair_counted_one_by_one() -> None:
+    rng = np.random.default_rng(5)
+    n = 900
+    vectors = rng.standard_normal((n, 4)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunk_ids = np.concatenate([rng.integers(0, 200, n - 150), np.full(150, 999)])  # one chunk over the cap
+    rng.shuffle(chunk_ids)
+    grades = rng.choice([-1.0, -0.5, 0.5, 1.0], n)
+    sources = [f"v{rng.integers(0, 6)}" for _ in range(n)]
+    expected = brute_force(vectors, chunk_ids, grades, sources, 0.3)
+    assert expected[1] > 0
+    assert agreement(vectors, chunk_ids, grades, sources, 0.3) == pytest.approx(expected, rel=1e-9)
