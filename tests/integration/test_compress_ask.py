@@ -24,7 +24,7 @@ QUESTION = "Who built the first running machine?"
 def rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRAG]:
     settings = Settings().with_overrides({
         "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
-        "answer": {"k": 3, "context_tokens": BUDGET, "compression": "sentences"},
+        "answer": {"k": 3, "context_tokens": BUDGET, "compression": "sentences", "adaptive": False},
     })
     engine = LocalRAG(tmp_path_factory.mktemp("compress") / "data", settings=settings)
     engine.add(SAMPLE_DIR, exclude=["LICENSE.txt"])
