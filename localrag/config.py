@@ -41,7 +41,7 @@ class ChunkSettings:
 
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
-    exact_threshold: int = 300_000  # above this many vectors a namespace switches to HNSW
+    exact_threshold: int = 300_000  # above it: IVF-PQ codes reranked from the store (index/ivf.py)
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 64
