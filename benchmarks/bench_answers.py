@@ -16,7 +16,15 @@ Reported (JSON, default benchmarks/results/answers.json; never asserted in tests
   the texts must match. Two figures: the generator wrapper alone (``generate``), and the whole
   ``ask`` (retrieval, context building, citation checks) against the bare llama.cpp call.
 
-Usage: python benchmarks/bench_answers.py [--questions 200] [--threads 1] [--model NAME|PATH]
+Usage: python benchmarks/bench_answers.py --suite squad200 [--questions 200] [--threads 1] [--model NAME|PATH]
+
+``--suite sets`` (the default) runs the answer-quality suite instead (answer_sets.py, answer_suite.py):
+factoid (SQuAD), two-hop, yes/no and unanswerable sets, the default path against today's general path
+and a naive same-model baseline, with the latency the adaptive path's stages add; the SQuAD questions are
+the first of the seed-13 sample above, compared with the short-settings run on the same questions
+(results/answers_squad200_short.json: 200 questions, F1 0.525).
+
+    python benchmarks/bench_answers.py --threads 2 --data /tmp/bench-answers-sets
 """
 
 from __future__ import annotations
@@ -162,8 +170,62 @@ def measure_overhead(rag: LocalRAG, items: list[dict[str, Any]], k: int, max_tok
     }
 
 
+def run_sets(args: argparse.Namespace) -> None:
+    from answer_sets import build_sets
+    from answer_suite import run_suite
+
+    generate: dict[str, Any] = {"threads": args.threads, "providers": "llamacpp"}
+    if args.model:
+        generate["model"] = args.model
+    settings = load_settings(env={}).with_overrides({"generate": generate})
+    corpus, sets = build_sets(DATA, squad=args.questions if args.questions != 200 else 30,
+                              unanswerable=args.set_size, multihop=args.set_size, yesno=args.set_size)
+    sets = {name: items[: args.limit or None] for name, items in sets.items()
+            if not args.only or name in args.only.split(",")}
+    systems = {"squad": ["default", "naive"], "multihop": ["default", "today", "naive"],
+               "yesno": ["default", "naive"], "unanswerable": ["default"]}
+    if args.systems:
+        systems = {name: [s for s in wanted if s in args.systems.split(",")] for name, wanted in systems.items()}
+    workdir = tempfile.TemporaryDirectory(prefix="bench-answers-")
+    data_dir = args.data or Path(workdir.name) / "data"
+    with LocalRAG(data_dir, settings=settings) as rag:
+        t0 = time.perf_counter()
+        rag.add(corpus)
+        print(f"ingested {len(corpus)} paragraphs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        rag.answers.generator.count_tokens("warm up")
+        t_run = time.perf_counter()
+        result = run_suite(rag, sets, systems, args.cache)
+        model = rag.answers.generator.model
+    summary = result["summary"]
+    if "squad" in sets:
+        earlier = json.loads((REPO / "benchmarks" / "results" / "answers_squad200_short.json").read_text())
+        by_id = {r["id"]: r for r in earlier["rows"]}
+        same = [by_id[item["id"]]["f1"] for item in sets["squad"] if item["id"] in by_id]
+        summary["squad"]["short_settings_same_questions"] = {
+            "source": "results/answers_squad200_short.json (k=1, short prompt, max_words 6, threads 1)",
+            "questions": len(same), "f1": round(statistics.fmean(same), 4) if same else None}
+    results = {"suite": "sets", "dataset": "SQuAD v1.1 dev: constructed sets (benchmarks/answer_sets.py)",
+               "model": model, "threads": args.threads, "corpus_paragraphs": len(corpus),
+               "sets": {name: len(items) for name, items in sets.items()},
+               "run_s": round(time.perf_counter() - t_run, 1), "summary": summary,
+               "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                           "processor": platform.processor() or platform.machine()},
+               "rows": result["rows"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(json.dumps(summary, indent=2))
+    workdir.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=["sets", "squad200"], default="sets")
+    parser.add_argument("--set-size", type=int, default=16, help="questions per constructed set (--suite sets)")
+    parser.add_argument("--only", default="", help="comma-separated sets to run (--suite sets)")
+    parser.add_argument("--systems", default="", help="comma-separated: default, today, naive (--suite sets)")
+    parser.add_argument("--limit", type=int, default=0, help="first questions of each set only (--suite sets)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-answers-cache.json",
+                        help="naive and today rows, reused by a rerun (--suite sets)")
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--k", type=int, default=3)
@@ -182,6 +244,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="reuse this data directory (ingested once)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "answers.json")
     args = parser.parse_args()
+    if args.suite == "sets":
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        run_sets(args)
+        return
 
     generate: dict[str, Any] = {"threads": args.threads, "max_tokens": args.max_tokens, "providers": "llamacpp"}
     if args.model:
