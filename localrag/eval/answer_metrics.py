@@ -88,8 +88,10 @@ def score_answer(answer: Answer, gold: GoldAnswer, total_ms: float | None = None
     EM/F1 (best over the gold answers) apply to answerable questions only; an abstention scores 0.
     Citation precision (cited documents that are evidence) needs a citation and known evidence;
     citation recall (evidence documents cited) needs an answerable question with known evidence.
-    Claims count only when the answer was given, not withheld: they are what the user reads."""
-    prediction = "" if answer.abstained else strip_markers(answer.text).strip()
+    Claims count only when the answer was given, not withheld: they are what the user reads.
+    The prediction is the answer's lead (``Answer.short``, the few words an adaptive answer opens with,
+    before its quoted source sentence) where there is one, else the whole text."""
+    prediction = "" if answer.abstained else (answer.short or strip_markers(answer.text)).strip()
     em = f1 = precision = recall = None
     if gold.answerable:
         em = max(exact_match(prediction, g) for g in gold.answers) if prediction else 0.0

@@ -59,6 +59,15 @@ def test_score_takes_the_best_gold_and_strips_citation_markers() -> None:
     assert withheld.em == 0.0 and withheld.f1 == 0.0 and withheld.abstained
 
 
+def test_an_adaptive_answer_is_scored_by_its_lead() -> None:
+    gold = GoldAnswer("q1", "who designed it?", ("Joseph Strauss",), ("d1",))
+    text = "Joseph Strauss [1]. The bridge was designed by the engineer Joseph Strauss in 1921 [1]."
+    lead = score_answer(Answer("who designed it?", text, short="Joseph Strauss"), gold)
+    whole = score_answer(Answer("who designed it?", text), gold)
+    assert lead.em == 1.0 and lead.f1 == 1.0 and lead.prediction == "Joseph Strauss"
+    assert whole.em == 0.0 and whole.f1 is not None and whole.f1 < 0.5
+
+
 def test_citation_precision_and_recall_against_the_evidence_documents() -> None:
     gold = GoldAnswer("q1", "q?", ("x",), ("d1", "d2"))
     s = score_answer(answer("x [1][2][3]", ("d1", "d3", "d1")), gold)  # documents d1, d3: d1 counted once
