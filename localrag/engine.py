@@ -176,7 +176,7 @@ class LocalRAG:
             raise ConfigError(f"embedder {embedder.name!r} has dimension {embedder.dim}, the store {stored_dim}")
 
     # -- writes ------------------------------------------------------------------------
-    def _begin_write(self) -> None:
+    def _begin_write(self, *, catch_up: bool = True) -> None:
         if self._closed:
             raise InvalidInputError("this LocalRAG is closed")
         if self.read_only:
@@ -184,7 +184,8 @@ class LocalRAG:
         if not self._writer.held and self.hosted is None:  # hosted replicas write side by side
             self._writer.acquire()
             self.indexes.remove_stale_temp_files()
-        self._sync()
+        if catch_up:
+            self._sync()
 
     def add(
         self,
@@ -317,8 +318,10 @@ class LocalRAG:
     def reindex(self, namespace: str | None = None) -> None:
         """Rebuild indexes from the store (the store is the truth; indexes are caches)."""
         with self._write_mutex:
-            self._begin_write()
             ns_id = None if namespace is None else self.store.namespace_id(namespace)
+            # Rebuilding every namespace reads the whole store anyway: catching up first would build a
+            # new or stale namespace twice (at a million chunks, minutes). One namespace: the others catch up.
+            self._begin_write(catch_up=ns_id is not None)
             with self._rw.write():
                 self.indexes.rebuild(ns_id)
                 self.indexes.save(force=True)

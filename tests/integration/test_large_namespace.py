@@ -90,3 +90,27 @@ def test_lost_index_files_are_rebuilt_from_the_store_at_the_final_kind(
         rag.reindex()
         assert built == [N, N] and dense_kind(rag) == "ivf"
         assert top(rag, f"qz{698}k", "keyword")[0] == "doc-698"
+
+
+def test_reindex_after_writes_through_the_store_builds_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bulk path: precomputed vectors written with the store's write_documents, then one reindex."""
+    from localrag.store.sqlite import PreparedDocument
+    from localrag.types import Chunk
+
+    built: list[int] = []
+    real_build = FaissIndex.build.__func__  # type: ignore[attr-defined]
+
+    def counting_build(cls: type[FaissIndex], keys, *args, **kwargs):  # type: ignore[no-untyped-def]
+        built.append(len(keys))
+        return real_build(cls, keys, *args, **kwargs)
+
+    monkeypatch.setattr(FaissIndex, "build", classmethod(counting_build))
+    embedder = HashingEmbedder()
+    with open_rag(tmp_path / "d") as rag:
+        items = [PreparedDocument(Document(f"doc-{i}", text(i)), f"h{i}", [Chunk(text(i), 0, len(text(i)), 0)],
+                                  embedder.embed_documents([text(i)])) for i in range(N)]
+        rag.store.write_documents("", items, embedder.dim)
+        built.clear()
+        rag.reindex()
+        assert built == [N] and dense_kind(rag) == "ivf"  # one build, not a catch-up and a rebuild
+        assert top(rag, text(650), "hybrid")[0] == "doc-650"
