@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +94,11 @@ def run_localrag(dataset: Path, work: Path, queries: dict[str, str], sample: int
                                                                           "embed_cache_size": 0}})
     with LocalRAG(work / "localrag", settings=settings) as rag:
         rag.embedder.embed_query("warm-up")  # model load is not ingest
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         report = rag.add(dataset / "corpus.jsonl", namespace="scifact")
-        ingest_s = time.perf_counter() - began
-        out: dict[str, Any] = {"ingest_s": ingest_s, "documents": report.documents_written,
+        ingest_s, ingest_cpu_s = time.perf_counter() - began, time.process_time() - cpu
+        out: dict[str, Any] = {"ingest_s": ingest_s, "ingest_cpu_s": ingest_cpu_s,
+                               "documents": report.documents_written,
                                "chunks": report.chunks_added, "disk_bytes": disk_bytes(work / "localrag"),
                                "modes": {}}
         for mode in MODES:
@@ -113,11 +115,12 @@ def run_txtai(dataset: Path, work: Path, queries: dict[str, str], model: str, sa
     embeddings = Embeddings(path=model, hybrid=True)
     embeddings.transform("warm-up")  # model load is not ingest
     corpus = read_corpus(dataset)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     embeddings.index((row["_id"], f"{row.get('title', '')}\n{row['text']}", None) for row in corpus)
     embeddings.save(str(work / "txtai"))
-    ingest_s = time.perf_counter() - began
-    out: dict[str, Any] = {"ingest_s": ingest_s, "documents": len(corpus), "chunks": len(corpus),
+    ingest_s, ingest_cpu_s = time.perf_counter() - began, time.process_time() - cpu
+    out: dict[str, Any] = {"ingest_s": ingest_s, "ingest_cpu_s": ingest_cpu_s, "documents": len(corpus),
+                           "chunks": len(corpus),
                            "disk_bytes": disk_bytes(work / "txtai"), "modes": {}}
     for mode, weights in (("dense", 1.0), ("keyword", 0.0), ("hybrid", None)):
         def batch(texts: list[str], weights: Any = weights) -> list[list[str]]:
@@ -138,7 +141,7 @@ def run_llamaindex(dataset: Path, work: Path, queries: dict[str, str], model: st
     embed_model = HuggingFaceEmbedding(model_name=model, device="cpu")
     embed_model.get_text_embedding("warm-up")  # model load is not ingest
     corpus = read_corpus(dataset)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     documents = [Document(text=row["text"], doc_id=row["_id"], metadata={"title": row.get("title", "")})
                  for row in corpus]
     index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)
@@ -146,11 +149,12 @@ def run_llamaindex(dataset: Path, work: Path, queries: dict[str, str], model: st
     bm25 = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=DEPTH)
     index.storage_context.persist(str(work / "llamaindex"))
     bm25.persist(str(work / "llamaindex" / "bm25"))
-    ingest_s = time.perf_counter() - began
+    ingest_s, ingest_cpu_s = time.perf_counter() - began, time.process_time() - cpu
     dense = index.as_retriever(similarity_top_k=DEPTH)
     fusion = QueryFusionRetriever([dense, bm25], similarity_top_k=DEPTH, num_queries=1, mode="reciprocal_rerank",
                                   use_async=False, llm=Settings.llm)
-    out: dict[str, Any] = {"ingest_s": ingest_s, "documents": len(corpus), "chunks": len(nodes),
+    out: dict[str, Any] = {"ingest_s": ingest_s, "ingest_cpu_s": ingest_cpu_s, "documents": len(corpus),
+                           "chunks": len(nodes),
                            "disk_bytes": disk_bytes(work / "llamaindex"), "modes": {}}
     vectors = dict(zip(queries.values(), embed_model.get_text_embedding_batch(list(queries.values())), strict=True))
     for mode, retriever in (("dense", dense), ("keyword", bm25), ("hybrid", fusion)):
@@ -209,7 +213,9 @@ def score(out: dict[str, Any], qrels: dict[str, dict[str, int]]) -> dict[str, An
         }
     seconds = out["ingest_s"]
     return {**out, "ingest_s": round(seconds, 1), "docs_per_s": round(out["documents"] / seconds, 2),
-            "chunks_per_s": round(out["chunks"] / seconds, 2), "disk_mb": round(out.pop("disk_bytes") / 2**20, 1),
+            "chunks_per_s": round(out["chunks"] / seconds, 2),
+            "chunks_per_cpu_s": round(out["chunks"] / out["ingest_cpu_s"], 2),
+            "ingest_cpu_s": round(out["ingest_cpu_s"], 1), "disk_mb": round(out.pop("disk_bytes") / 2**20, 1),
             "rss_after_queries_mb": round(out["rss_after_queries_mb"], 1), "peak_rss_mb": round(out["peak_rss_mb"], 1),
             "modes": modes}
 
@@ -224,6 +230,7 @@ def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | No
         r: dict[str, float | None] = {
             "localrag_chunks_per_s_over_peer": round(base["chunks_per_s"] / s["chunks_per_s"], 2),
             "localrag_docs_per_s_over_peer": round(base["docs_per_s"] / s["docs_per_s"], 2),
+            "localrag_chunks_per_cpu_s_over_peer": round(base["chunks_per_cpu_s"] / s["chunks_per_cpu_s"], 2),
             "peer_peak_rss_over_localrag": round(s["peak_rss_mb"] / base["peak_rss_mb"], 2),
             "peer_disk_over_localrag": round(s["disk_mb"] / base["disk_mb"], 2),
         }
@@ -277,7 +284,9 @@ def write_result(args: argparse.Namespace, test: Any, model: str, systems: dict[
                        for n, r in table.items()},
         "peer_versions": json.loads(versions), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
         "cpus": os.cpu_count(), "python": platform.python_version(),
-        "note": ("one run, systems one after another on a shared 2-core machine; chunks = texts embedded "
+        "together": bool(args.together),
+        "note": ("one run on a shared 2-core machine, systems one after another unless together; "
+                 "chunks = texts embedded "
                  "(localrag: 200-token chunks; txtai: one per document; LlamaIndex: its SentenceSplitter nodes); "
                  "rankings from each system's batch query path, query p50 from single queries"),
     }
@@ -293,6 +302,8 @@ def main() -> None:
     parser.add_argument("--systems", default="localrag,txtai,llamaindex")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--sample", type=int, default=50, help="queries timed one by one for p50")
+    parser.add_argument("--together", action="store_true",
+                        help="run the systems at the same time (each still in its own process)")
     parser.add_argument("--out", type=Path, default=RESULTS / "peers.json")
     parser.add_argument("--worker", choices=("localrag", "txtai", "llamaindex"), help=argparse.SUPPRESS)
     for hidden in ("--queries", "--work", "--result", "--model"):  # the worker's arguments
@@ -313,8 +324,16 @@ def main() -> None:
     queries_file.write_text(json.dumps(test.queries), encoding="utf-8")
     model = minilm_folder(peer_python)
     load_before = os.getloadavg()
-    systems = {}
-    for name in args.systems.split(","):
+    systems: dict[str, dict[str, Any]] = {}
+    names = args.systems.split(",")
+    if args.together:
+        # All systems at once, so a shared machine's changing load falls on each alike.
+        with ThreadPoolExecutor(len(names)) as pool:
+            futures = {name: pool.submit(run_system, name, Path(sys.executable) if name == "localrag" else peer_python,
+                                         args, work, queries_file, model) for name in names}
+            for name in names:
+                systems[name] = score(futures[name].result(), test.qrels)
+    for name in [] if args.together else names:
         python = Path(sys.executable) if name == "localrag" else peer_python
         print(f"{name}: running", flush=True)
         systems[name] = score(run_system(name, python, args, work, queries_file, model), test.qrels)
