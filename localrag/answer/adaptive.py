@@ -27,7 +27,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -38,7 +38,7 @@ from localrag.answer.grounding import verify
 from localrag.answer.questions import QuestionPlan, kind_of
 from localrag.answer.sentences import terms
 from localrag.errors import LocalRagError
-from localrag.generate.base import GenerationError
+from localrag.generate.base import GenerationError, collect
 from localrag.generate.judge import LabelJudge
 from localrag.generate.prompts import (
     ANSWER_CHECK_SYSTEM,
@@ -54,7 +54,7 @@ from localrag.generate.prompts import (
 )
 from localrag.index.tokenize import TextTokenizer
 from localrag.query.strategies import parse_variants
-from localrag.types import Answer, Claim, Hit
+from localrag.types import Answer, Claim, Completion, Hit
 
 if TYPE_CHECKING:
     from localrag.answer.pipeline import AnswerPipeline, AskOptions
@@ -139,9 +139,13 @@ class AdaptiveAnswerer:
         self._yesno = LabelJudge(llama, YESNO_SYSTEM, max_tokens=384)
 
     # -- one question ------------------------------------------------------------------------
-    def answer(self, question: str, plan: QuestionPlan, opts: AskOptions, started: float) -> Answer | None:
-        """The answer, or None when the general path should answer instead: the passages disagree on the
-        asked fact (the general path answers from all of them, citing both sides)."""
+    def stream(self, question: str, plan: QuestionPlan, opts: AskOptions,
+               started: float) -> Generator[str, None, Answer | None]:
+        """Answer ``question``; returns the Answer, or None when the general path should answer instead: the
+        passages disagree on the asked fact (the general path answers from all of them, citing both sides).
+        Yields the lead's tokens as the model writes them when the question is one factoid: the lead opens
+        the final text, so a chat shows it at once. The returned Answer carries the checked text, which
+        replaces what was streamed, as on the general path."""
         timings: dict[str, float] = {}
         parts = plan.parts
         if plan.needs_model:
@@ -154,8 +158,8 @@ class AdaptiveAnswerer:
             # a part leaning on an earlier one ("... and when did it open?") is searched with it
             search = f"{part} {previous}" if previous and _PRONOUN.search(part) else part
             kind = kind_of(part)
-            answer = self._part(part, search, "yesno" if kind == "yesno" else "factoid", opts, timings,
-                                check_conflicts=len(parts) == 1)
+            answer = yield from self._part(part, search, "yesno" if kind == "yesno" else "factoid", opts,
+                                           timings, check_conflicts=len(parts) == 1, live=len(parts) == 1)
             if answer is None:
                 return None
             answered.append(answer)
@@ -174,7 +178,7 @@ class AdaptiveAnswerer:
 
     # -- one part ----------------------------------------------------------------------------
     def _part(self, question: str, search: str, kind: str, opts: AskOptions, timings: dict[str, float], *,
-              check_conflicts: bool = False) -> PartAnswer | None:
+              check_conflicts: bool = False, live: bool = False) -> Generator[str, None, PartAnswer | None]:
         s = self.settings
         pool = max(s.factoid_k, 3 if s.conflicts and check_conflicts else 1)
         hits, stage, _ = self.pipeline._retrieve([search], replace(opts, k=pool, strategy=None))[0]
@@ -205,13 +209,18 @@ class AdaptiveAnswerer:
             return PartAnswer(question, kind, "", "", None, kept, relevance, None, "no context")
         if kind == "yesno":
             return self._yes_no(question, context, kept, relevance, timings)
-        return self._factoid(question, context, kept, relevance, max_tokens, timings)
+        return (yield from self._factoid(question, context, kept, relevance, max_tokens, timings, live=live))
 
     def _factoid(self, question: str, context: Context, hits: tuple[Hit, ...], relevance: float | None,
-                 max_tokens: int, timings: dict[str, float]) -> PartAnswer:
+                 max_tokens: int, timings: dict[str, float], *,
+                 live: bool = False) -> Generator[str, None, PartAnswer]:
         t0 = time.perf_counter()
         prompt = self.templates.build(question, context.passages())
-        completion = self.pipeline.generator.generate(prompt, max_tokens=max_tokens, temperature=0.0)
+        if live:
+            completion = yield from _passing_on(
+                self.pipeline.generator.stream(prompt, max_tokens=max_tokens, temperature=0.0), timings, t0)
+        else:
+            completion = self.pipeline.generator.generate(prompt, max_tokens=max_tokens, temperature=0.0)
         _add(timings, "generate", (time.perf_counter() - t0) * 1000)
         tokens = (completion.prompt_tokens, completion.completion_tokens)
         from localrag.answer.pipeline import is_abstention
@@ -278,7 +287,7 @@ class AdaptiveAnswerer:
         usage = {"prompt_tokens": sum(p.prompt_tokens for p in parts),
                  "completion_tokens": sum(p.completion_tokens for p in parts), "cached_prompt_tokens": 0}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        timings["first_token"] = timings.get("generate", 0.0)
+        timings.setdefault("first_token", timings.get("generate", 0.0))
         abstained = all(p.abstained for p in parts)
         kind = plan.kind if len(parts) > 1 or plan.kind == "multi" else parts[0].kind
         if abstained:
@@ -320,6 +329,19 @@ class AdaptiveAnswerer:
                       self.llama.model, "llamacpp", False, generated_text=lead, support=checked.support,
                       claims=tuple(claims), short="; ".join(shorts), kind=kind,
                       parts=tuple(p.question for p in parts) if len(parts) > 1 else ())
+
+
+def _passing_on(pieces: Iterator[str | Completion], timings: dict[str, float],
+                t0: float) -> Generator[str, None, Completion]:
+    """Yield a generator stream's text pieces; return its Completion (first_token timed from ``t0``)."""
+    kept: list[Completion] = []
+    for piece in pieces:
+        if isinstance(piece, Completion):
+            kept.append(piece)
+            continue
+        timings.setdefault("first_token", (time.perf_counter() - t0) * 1000)
+        yield piece
+    return collect(kept)
 
 
 def _add(timings: dict[str, float], key: str, ms: float) -> None:

@@ -108,11 +108,22 @@ class AnswerPipeline:
         opts = AskOptions(**options)
         started = time.perf_counter()
         adaptive = self._adaptive_plan(question, opts)
-        answer = adaptive[0].answer(question, adaptive[1], opts, started) if adaptive is not None else None
-        if answer is not None:
-            yield answer.text
-            yield answer
-            return
+        if adaptive is not None:
+            streamed = False
+            pieces = adaptive[0].stream(question, adaptive[1], opts, started)
+            while True:
+                try:
+                    piece = next(pieces)
+                except StopIteration as done:
+                    answer = done.value
+                    break
+                streamed = True
+                yield piece
+            if answer is not None:
+                if not streamed:  # yes/no and compound answers are written whole, not token by token
+                    yield answer.text
+                yield answer
+                return
         hits, timings, result = self._retrieve([opts.search_query or question], opts)[0]
         for item in self._answer(question, hits, timings, opts, started):
             yield (dataclasses.replace(item, strategy=result.strategy, self_query=result.self_query)
