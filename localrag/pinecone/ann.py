@@ -5,8 +5,10 @@ pair of dimensions from 128 dimensions up, per dimension below): a compressed sc
 a sixteenth of the float memory, then the caller re-scores the shortlist from its own float
 vectors. On the benchmark's random 384-d vectors (no clusters) this is the only FAISS layout that
 kept recall@10 at 0.99: IVF1024 over the same codes found 12% / 34% / 54% of the true top 10 at
-nprobe 32 / 128 / 256 of 1M, and HNSW found 17% at efSearch 128 (200k, 185 s to build). Measured
-options and figures: docs/DESIGN.md "Pinecone legacy queries and index descriptions".
+nprobe 32 / 128 / 256 of 1M, and HNSW found 17% at efSearch 128 (200k, 185 s to build). Real
+embeddings cluster, so past ``AnnSettings.ivf_min`` records a build first tries an IVF over the same
+codes and keeps it only if a calibrated nprobe holds recall@10 (``ann_ivf``); otherwise the full
+scan. Measured options and figures: docs/DESIGN.md "Pinecone legacy queries and index descriptions".
 
 Cosine and dotproduct are inner products over ``x / |x|`` (a zero vector stays zero and scores 0,
 as in the exact path) and ``x``; euclidean is FAISS's own L2 over ``x``. (Euclidean as an inner
@@ -20,7 +22,8 @@ stay out of the codes and are always candidates (scored exactly like the rest).
 Positions in the FAISS index are append-only; a rewritten or deleted record leaves a dead position
 (skipped when read) and the caller rebuilds (``needs_rebuild``) when a quarter is dead or the index
 has doubled since its codebooks were trained. ``save``/``load`` persist it beside the SQLite store,
-stamped with the store's write generation: a file from another generation is never used.
+stamped with the store's write generation: a file from another generation is never used. The file
+keeps an IVF's calibrated nprobe, so a load never measures it again.
 """
 
 from __future__ import annotations
@@ -36,18 +39,20 @@ from numpy.typing import NDArray
 
 from localrag.errors import CorruptIndexError
 from localrag.fileio import load_arrays, save_arrays
+from localrag.pinecone.ann_ivf import Calibration, calibrate, ivf_index, list_count
 
 log = logging.getLogger(__name__)
 faiss: Any = _faiss  # faiss's partial SWIG hints miss most of its API
 
 _F32_MAX = float(np.finfo(np.float32).max)
-_FORMAT = 2  # 2: euclidean as L2 codes
+_FORMAT = 3  # 2: euclidean as L2 codes; 3: kind (full scan or IVF) and calibrated nprobe
 _METRIC_CODES = {"cosine": 0, "dotproduct": 1, "euclidean": 2}
 _TRAIN_MAX = 16_384
 _BUILD_CHUNK = 65_536
 _LEVELS = 16  # 4-bit codes; k-means needs at least this many training rows
 _OUTLIER_RATIO_SQ = 64.0**2  # a key 64x longer than the median one is kept out of the codes
 _MAX_DEAD_FRACTION = 0.25
+_IVF_TRAIN_PER_LIST = 32  # k-means rows per list (faiss warns under 39; 32 at 1M: 32k rows, seconds)
 _PAIR_MIN_WIDTH = 128  # fewer dimensions carry too few bits when paired (16-d: 32 bits a record)
 
 
@@ -68,10 +73,18 @@ class AnnSettings:
     exact_fraction: float = 0.05
     # keep the ANN in a file beside the store so an open does not rebuild it
     persist: bool = True
+    # namespaces with at least ivf_min dense records try an IVF over the same codes, kept only if
+    # some nprobe up to ivf_max_fraction of the lists gives recall@10 >= ivf_recall on
+    # ivf_queries stored vectors (exact shortlist re-scoring; 0.995 leaves margin over 0.99)
+    ivf_min: int = 200_000
+    ivf_recall: float = 0.995
+    ivf_queries: int = 200
+    ivf_max_fraction: float = 0.125
 
     def __post_init__(self) -> None:
         if (self.threshold < 0 or self.min_candidates < 1 or self.factor < 1 or self.exact_matches < 0
-                or not 0 <= self.exact_fraction <= 1):
+                or not 0 <= self.exact_fraction <= 1 or self.ivf_min < 0 or not 0 < self.ivf_recall <= 1
+                or self.ivf_queries < 1 or not 0 < self.ivf_max_fraction <= 1):
             raise ValueError(f"invalid ANN settings: {self}")
 
 
@@ -100,6 +113,15 @@ class DenseAnn:
         self._pos_of_slot = np.zeros(0, dtype=np.int64)  # -1: not in the codes
         self._outliers: set[int] = set()
         self._coded = 0  # live positions
+        self.calibration: Calibration | None = None  # set when the index is an IVF
+
+    @property
+    def kind(self) -> str:
+        return "ivf" if self.calibration is not None else "scan"
+
+    @property
+    def nprobe(self) -> int | None:
+        return self.calibration.nprobe if self.calibration is not None else None
 
     def __len__(self) -> int:
         return self._coded + len(self._outliers)
@@ -128,35 +150,78 @@ class DenseAnn:
             return np.einsum("ij,ij->i", wide, wide)
 
     # -- writes ----------------------------------------------------------------------
-    def build(self, slots: NDArray[np.int64], dense: NDArray[np.float32], norms_sq: NDArray[np.float64]) -> None:
+    def build(self, slots: NDArray[np.int64], dense: NDArray[np.float32], norms_sq: NDArray[np.float64],
+              settings: AnnSettings | None = None) -> None:
         """(Re)build over ``slots`` of ``dense``/``norms_sq`` (indexed by slot): train the codebooks on a
-        sample, then encode in chunks, so a 1M build holds one chunk of keys at a time, not a copy."""
-        sample = slots[:: max(1, len(slots) // _TRAIN_MAX)]
+        sample, then encode in chunks, so a 1M build holds one chunk of keys at a time, not a copy.
+        Past ``settings.ivf_min`` records an IVF is built and calibrated first; kept if it reaches
+        ``settings.ivf_recall``, else replaced by the full scan."""
+        try_ivf = settings is not None and len(slots) >= max(settings.ivf_min, _LEVELS)
+        lists = list_count(len(slots))
+        train = max(_TRAIN_MAX, _IVF_TRAIN_PER_LIST * lists) if try_ivf else _TRAIN_MAX
+        sample = slots[:: max(1, len(slots) // train)]
         keys = self._keys(dense[sample], norms_sq[sample])
         lengths = self._lengths_sq(keys)
         finite = np.isfinite(lengths) & np.isfinite(keys).all(axis=1)
         median = float(np.median(lengths[finite])) if finite.any() else 0.0
         self._limit_sq = min(_OUTLIER_RATIO_SQ * median, _F32_MAX) if median > 0 else _F32_MAX
-        inliers = keys[finite & (lengths <= self._limit_sq)]
-        kind = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
-        self._pq = faiss.IndexPQFastScan(self._width, self._codes, 4, kind)
-        self._pq.pq.cp.min_points_per_centroid = 1  # 16 levels need few rows; silences faiss's stderr warning
-        self._slot_of_pos = np.zeros(0, dtype=np.int64)
-        self._pos_of_slot = np.full(0, -1, dtype=np.int64)
-        self._outliers, self._coded = set(), 0
+        inliers = np.ascontiguousarray(keys[finite & (lengths <= self._limit_sq)])
+        del keys
         self._trained_at = len(slots)
         # One OpenMP thread: on a busy machine more threads spin-wait (measured 56 s vs 5 s at 100k).
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
+            if try_ivf and settings is not None and len(inliers) >= max(lists, _LEVELS):
+                self._reset(ivf_index(self._width, self._codes, lists, self.metric))
+                self._pq.train(inliers)
+                self._add_all(slots, dense, norms_sq)
+                found = self._calibrate(slots, dense, norms_sq, settings)
+                log.info("pinecone ANN IVF%d over %d records: recall@10 by nprobe %s", lists, len(slots), found.tried)
+                if found.nprobe is not None:
+                    self._pq.nprobe = found.nprobe
+                    self.calibration = found
+                    return
+                log.info("no nprobe up to %d reached recall@10 %.3f: full scan kept",
+                         int(lists * settings.ivf_max_fraction), settings.ivf_recall)
+            kind = faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
+            self._reset(faiss.IndexPQFastScan(self._width, self._codes, 4, kind))
+            self._pq.pq.cp.min_points_per_centroid = 1  # 16 levels need few rows; silences faiss's stderr warning
             if len(inliers) >= _LEVELS:
-                self._pq.train(np.ascontiguousarray(inliers))
-            for start in range(0, len(slots), _BUILD_CHUNK):
-                chunk = slots[start:start + _BUILD_CHUNK]
-                keys = self._keys(dense[chunk], norms_sq[chunk])
-                self._add(chunk, keys, self._lengths_sq(keys))
+                self._pq.train(inliers)
+            self._add_all(slots, dense, norms_sq)
         finally:
             faiss.omp_set_num_threads(threads)
+
+    def _reset(self, index: Any) -> None:
+        self._pq = index
+        self._slot_of_pos = np.zeros(0, dtype=np.int64)
+        self._pos_of_slot = np.full(0, -1, dtype=np.int64)
+        self._outliers, self._coded = set(), 0
+        self.calibration = None
+
+    def _add_all(self, slots: NDArray[np.int64], dense: NDArray[np.float32], norms_sq: NDArray[np.float64]) -> None:
+        for start in range(0, len(slots), _BUILD_CHUNK):
+            chunk = slots[start:start + _BUILD_CHUNK]
+            keys = self._keys(dense[chunk], norms_sq[chunk])
+            self._add(chunk, keys, self._lengths_sq(keys))
+
+    def _calibrate(self, slots: NDArray[np.int64], dense: NDArray[np.float32], norms_sq: NDArray[np.float64],
+                   settings: AnnSettings) -> Calibration:
+        """Recall of the IVF's shortlist on stored vectors as queries (seeded, so a rebuild repeats it)."""
+        coded = slots[self._pos_of_slot[slots] >= 0]
+        rng = np.random.default_rng(0)
+        picked = np.sort(rng.choice(coded, min(settings.ivf_queries, len(coded)), replace=False))
+        queries = self._keys(dense[picked], norms_sq[picked])
+
+        def chunks() -> Any:
+            for start in range(0, len(coded), _BUILD_CHUNK):
+                chunk = coded[start:start + _BUILD_CHUNK]
+                yield chunk, self._keys(dense[chunk], norms_sq[chunk])
+
+        shortlist = max(settings.min_candidates, settings.factor * 10)
+        return calibrate(self._pq, self._slot_of_pos, picked, queries, chunks, self.metric, shortlist,
+                         settings.ivf_recall, settings.ivf_max_fraction)
 
     def _add(self, slots: NDArray[np.int64], keys: NDArray[np.float32], lengths: NDArray[np.float64]) -> None:
         coded = np.isfinite(lengths) & (lengths <= self._limit_sq) & bool(self._pq.is_trained)
@@ -203,12 +268,25 @@ class DenseAnn:
             # dead positions come back too: ask for as many more as they are likely to take
             depth = min(total, int(np.ceil(count * total / self._coded)))
             faiss.omp_set_num_threads(1)  # per thread; one query gains nothing from a second (measured)
-            _, found = self._pq.search(self._query(vector), depth)
+            _, found = self._pq.search(self._query(vector), depth, params=self._probe(allowed))
             coded = self._slot_of_pos[found[0][found[0] >= 0]]
             slots = np.concatenate([coded[coded >= 0], slots])
         if allowed is not None:
             slots = slots[allowed[slots]]
         return slots
+
+    def _probe(self, allowed: NDArray[np.bool_] | None) -> Any:
+        """The IVF's search parameters: the calibrated nprobe, times 2/f for a filter passing a share f
+        (the filtered top 10 lies as deep as the unfiltered top 10/f, and deeper ranks spread over more
+        lists: 1/f gave recall@10 0.98 on the calibration test's 1-in-5 filter, 2/f 0.993, 4/f 1.0);
+        None for the full scan."""
+        if self.nprobe is None:
+            return None
+        nprobe = self.nprobe
+        if allowed is not None:
+            share = np.count_nonzero(allowed) / max(1, len(self))
+            nprobe = int(np.ceil(2 * nprobe / max(share, 1e-9)))
+        return faiss.SearchParametersIVF(nprobe=min(nprobe, int(self._pq.nlist)))
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: Path, generation: int, namespace: str, ids: list[str | None]) -> None:
@@ -216,8 +294,10 @@ class DenseAnn:
         live = np.flatnonzero(self._slot_of_pos >= 0)
         slots = np.concatenate([self._slot_of_pos[live], np.fromiter(self._outliers, dtype=np.int64)])
         names = [ids[s] or "" for s in slots.tolist()]
-        header = [_FORMAT, generation, self.dimension, _METRIC_CODES[self.metric], self._trained_at, len(live)]
-        save_arrays(path, header=np.asarray(header, dtype=np.int64), limit=np.asarray([self._limit_sq]),
+        header = [_FORMAT, generation, self.dimension, _METRIC_CODES[self.metric], self._trained_at, len(live),
+                  self.nprobe or 0]
+        recall = self.calibration.recall if self.calibration is not None else 0.0
+        save_arrays(path, header=np.asarray(header, dtype=np.int64), limit=np.asarray([self._limit_sq, recall]),
                     index=faiss.serialize_index(self._pq), positions=live.astype(np.int64),
                     names=np.frombuffer("".join(names).encode(), dtype=np.uint8),
                     lengths=np.fromiter(map(len, names), dtype=np.int64, count=len(names)),
@@ -241,6 +321,9 @@ class DenseAnn:
             ann._pq = faiss.deserialize_index(arrays["index"])
             ann._trained_at, coded = int(header[4]), int(header[5])
             ann._limit_sq = float(arrays["limit"][0])
+            if int(header[6]):  # an IVF: its calibrated nprobe, never measured again on load
+                ann._pq.nprobe = int(header[6])
+                ann.calibration = Calibration(int(header[6]), float(arrays["limit"][1]), ())
         except FileNotFoundError:
             return None
         except (CorruptIndexError, KeyError, IndexError, ValueError, RuntimeError) as e:

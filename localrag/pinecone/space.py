@@ -128,7 +128,7 @@ class Space:
     def _build_ann(self) -> DenseAnn:
         assert self.dimension
         ann = DenseAnn(self.dimension, self.metric)
-        ann.build(np.flatnonzero(self._has_dense), self._dense, self._norms)
+        ann.build(np.flatnonzero(self._has_dense), self._dense, self._norms, self.ann_settings)
         return ann
 
     def sync_ann(self) -> None:
