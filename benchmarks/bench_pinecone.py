@@ -11,7 +11,11 @@ up to ``--all-metrics-up-to`` run cosine, dotproduct and euclidean; larger ones
 ``--legacy-metrics`` (cosine). Each timing row records the load average (1, 5, 15 min) before
 and after, since the machine may be shared. The vectors are stand-ins: random normal, 384-d,
 normalised for cosine (lengths 0.5-1.5 for the other metrics), which is the hard case for
-candidate generation (no clusters to exploit).
+candidate generation (no clusters to exploit). ``--vectors clustered`` adds rows on REALISTIC
+STAND-INS (not model output for these records): normalise(v_a + v_b + noise) over real MiniLM
+embeddings of a sample of SciFact/SQuAD passages from ../shared/data, made by
+benchmarks/scale_corpus.py's generator; the real embeddings are cached under /tmp. Embeddings
+cluster by topic, which is what lets the ANN's calibrated IVF scan a few lists instead of all.
 
 Prints JSON (and writes it to --out). Numbers depend on the machine; tests never assert them.
 """
@@ -88,9 +92,53 @@ def _timed_queries(pc: Any, probes: np.ndarray, flt: dict[str, Any] | None) -> t
     return ids, {**_percentiles(samples), "load_avg_before": load_before, "load_avg_after": _load()}
 
 
+CLUSTER_SOURCES = 3000  # real passages embedded (half SciFact, half SQuAD); pairs of them make the stand-ins
+CLUSTER_CACHE = Path(tempfile.gettempdir()) / "localrag-bench-pinecone-minilm.npy"
+_KIND = "random"
+
+
+def _source_embeddings() -> tuple[list[str], np.ndarray]:
+    """Texts and real MiniLM vectors of a seeded sample of SciFact and SQuAD passages (cached)."""
+    from localrag.config import Settings
+    from localrag.eval.beir import read_jsonl
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    texts: list[str] = []
+    for name in ("scifact", "squad-v1.1-dev"):
+        rows = [str(r["text"]) for _, r in read_jsonl(data / name / "corpus.jsonl")]
+        pick = np.random.default_rng(3).choice(len(rows), min(len(rows), CLUSTER_SOURCES // 2), replace=False)
+        texts += [rows[i] for i in sorted(pick)]
+    if CLUSTER_CACHE.exists():
+        cached = np.load(CLUSTER_CACHE)
+        if len(cached) == len(texts):
+            return texts, cached
+    from localrag.embed.factory import load_embedder
+
+    embed = Settings().embed
+    embedder = load_embedder(embed.model, threads=embed.threads, batch_size=embed.batch_size,
+                             max_tokens=embed.max_tokens)
+    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    np.save(CLUSTER_CACHE, vectors)
+    return texts, vectors
+
+
+def _clustered(n: int, seed: int) -> np.ndarray:
+    """Stand-ins from scale_corpus's generator (normalised sums of two real embeddings plus noise)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from scale_corpus import bulk_documents
+
+    texts, vectors = _source_embeddings()
+    out = np.empty((n, vectors.shape[1]), dtype=np.float32)
+    made = 0
+    for doc in bulk_documents(texts, [""] * len(texts), vectors, n, seed):
+        out[made:made + len(doc.vectors)] = doc.vectors
+        made += len(doc.vectors)
+    return out
+
+
 def _legacy_vectors(n: int, metric: str, seed: int = 0) -> np.ndarray:
     """Normalised for cosine; lengths spread over 0.5-1.5 otherwise, so the metric sees them."""
-    x = _vectors(n, seed)
+    x = _clustered(n, seed + 20) if _KIND == "clustered" else _vectors(n, seed)
     if metric != "cosine":
         x *= np.random.default_rng(seed + 100).uniform(0.5, 1.5, size=(n, 1)).astype(np.float32)
     return x
@@ -124,7 +172,7 @@ def bench_legacy(n: int, queries: int, workdir: Path, metric: str = "cosine") ->
             index.upsert(vectors=[{"id": f"v{i}", "values": data[i].tolist(), "metadata": {"genre": f"g{i % 10}"}}
                                   for i in range(start, min(n, start + BATCH))])
     del pc, index  # memory: each open below holds one copy of the vectors, not two
-    out: dict[str, Any] = {"vectors": n, "metric": metric,
+    out: dict[str, Any] = {"vectors": n, "metric": metric, "data": _KIND,
                            "upsert_vectors_per_s": round(n / (time.perf_counter() - started), 1),
                            "load_avg_after_upsert": _load()}
     del data
@@ -137,6 +185,10 @@ def bench_legacy(n: int, queries: int, workdir: Path, metric: str = "cosine") ->
             local = pc._local.index("bench")
             out[f"{mode}_open_s"] = round(time.perf_counter() - t, 2)
             assert local.uses_ann("") == (mode == "ann")
+            if mode == "ann":
+                ann = local._spaces[""]._ann
+                out["ann_kind"], out["ann_nprobe"] = ann.kind, ann.nprobe
+                out["ann_calibrated_recall_at_10"] = round(ann.calibration.recall, 4) if ann.calibration else None
             found[mode] = {}
             for label, flt in (("query", None), ("query_filtered", FILTER)):
                 ids, timing = _timed_queries(pc, probes, flt)
@@ -201,20 +253,30 @@ def main() -> None:
     parser.add_argument("--all-metrics-up-to", type=int, default=100_000,
                         help="legacy sizes up to this run every metric; larger ones --legacy-metrics only")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--vectors", nargs="*", default=["random"], choices=["random", "clustered"],
+                        help="data kinds for the legacy rows (clustered: realistic stand-ins, see above)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {"dim": DIM, "top_k": 10, "filter": FILTER, "batch": BATCH,
                                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                "sdk_over_rest": [], "in_process": [], "legacy_ann_vs_brute_force": [],
-                               "vectors": "random normal, normalised (stand-ins)"}
+                               "vectors": {"random": "random normal, normalised (stand-ins)",
+                                           "clustered": "REALISTIC STAND-INS, not model output: normalise(v_a + v_b"
+                                           " + noise of norm 0.3) over real MiniLM embeddings of "
+                                           f"{CLUSTER_SOURCES} SciFact/SQuAD passages (scale_corpus.py)"},
+                               "command": " ".join(["python", *sys.argv])}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             results["in_process"].append(bench_inprocess(n, args.queries, Path(tmp)))
             results["sdk_over_rest"].append(bench_sdk(n, args.queries, Path(tmp)))
-        for n in args.legacy_sizes:
+        global _KIND
+        for n, kind in [(n, kind) for n in args.legacy_sizes for kind in args.vectors]:
+            _KIND = kind
             metrics = ["cosine", "dotproduct", "euclidean"] if n <= args.all_metrics_up_to else args.legacy_metrics
             for metric in metrics:
                 results["legacy_ann_vs_brute_force"].append(bench_legacy(n, args.queries, Path(tmp), metric))
+                if args.out:  # after each row: a late failure keeps the rows before it
+                    args.out.write_text(json.dumps(results, indent=2))
                 shutil.rmtree(Path(tmp) / f"legacy{n}{metric}", ignore_errors=True)  # disk: 1M is ~2 GB
     text = json.dumps(results, indent=2)
     if args.out:
