@@ -1,7 +1,10 @@
 """localrag beside txtai and LlamaIndex on SciFact, with the same MiniLM weights, in one run.
 
     bash benchmarks/peers/setup.sh                       # once: the peers' own venv (not a project dependency)
-    python benchmarks/bench_peers.py [--dataset ../shared/data/scifact] [--peers-venv /work/peers-venv]
+    python benchmarks/bench_peers.py [--together] [--dataset ../shared/data/scifact] [--peers-venv DIR]
+
+--together runs the three at the same time (how the committed peers.json was made): on a shared
+machine whose load drifts, that puts the same load on each; one after another is the default.
 
 Each system runs in its own subprocess (localrag in this interpreter's venv, the peers in the peer venv),
 so RSS is per system. Each worker ingests the whole corpus with its library's defaults, times it,
