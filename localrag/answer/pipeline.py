@@ -109,7 +109,7 @@ class AnswerPipeline:
         started = time.perf_counter()
         adaptive = self._adaptive_plan(question, opts)
         if adaptive is not None:
-            streamed = False
+            streamed: list[str] = []
             pieces = adaptive[0].stream(question, adaptive[1], opts, started)
             while True:
                 try:
@@ -117,10 +117,13 @@ class AnswerPipeline:
                 except StopIteration as done:
                     answer = done.value
                     break
-                streamed = True
+                streamed.append(piece)
                 yield piece
             if answer is not None:
-                if not streamed:  # yes/no and compound answers are written whole, not token by token
+                if streamed:  # generated_text is what the stream carried, on every path
+                    answer = dataclasses.replace(answer, generated_text="".join(streamed))
+                else:  # yes/no and compound answers are written whole, not token by token
+                    answer = dataclasses.replace(answer, generated_text=answer.text)
                     yield answer.text
                 yield answer
                 return
