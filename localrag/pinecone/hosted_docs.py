@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from localrag.config import Settings, VectorSettings
-from localrag.errors import ConfigError, DependencyMissingError, NotFoundError
+from localrag.errors import ConfigError, NotFoundError
 from localrag.pinecone.hosted_retry import RetryPolicy, call
+from localrag.pinecone.remote import sdk_and_key
 from localrag.store.sqlite import PreparedDocument, WriteResult, index_text
 from localrag.types import Document
 
@@ -61,16 +61,7 @@ def schema(dim: int, stem: bool = True, stop_words: bool = True) -> dict[str, An
 
 def connect(settings: VectorSettings) -> Any:
     """An official-SDK ``Index`` on the hosted document index, with the SDK's own retries off (ours apply)."""
-    try:
-        import pinecone
-    except ImportError as e:
-        raise DependencyMissingError("vector.backend = 'pinecone_documents' needs the official client: "
-                                     "pip install 'localrag[pinecone]'") from e
-    api_key = os.environ.get(settings.api_key_env, "")
-    if not api_key:
-        raise ConfigError(f"vector.backend = 'pinecone_documents' needs an API key in ${settings.api_key_env}")
-    if not settings.host and not settings.index:
-        raise ConfigError("vector.backend = 'pinecone_documents' needs vector.host or vector.index")
+    pinecone, api_key = sdk_and_key(settings, "pinecone_documents")
     pc = pinecone.Pinecone(api_key=api_key, host=settings.control_host or None, timeout=settings.timeout_s,
                            retry_config=pinecone.RetryConfig(max_retries=0))
     index = call(RetryPolicy(settings.retries + 1, settings.retry_base_s, settings.retry_max_s), "describe_index",

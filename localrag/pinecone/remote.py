@@ -45,18 +45,24 @@ class RemoteIndexError(LocalRagError):
     grpc_code = 14  # UNAVAILABLE
 
 
-def connect(settings: VectorSettings) -> Any:
-    """An official-SDK ``Index`` for the configured host (or index name)."""
+def sdk_and_key(settings: VectorSettings, backend: str) -> tuple[Any, str]:
+    """The official SDK module and the API key for ``vector.backend = backend``, or a clear error."""
     try:
         import pinecone
     except ImportError as e:
-        raise DependencyMissingError("vector.backend = 'pinecone' needs the official client: "
+        raise DependencyMissingError(f"vector.backend = '{backend}' needs the official client: "
                                      "pip install 'localrag[pinecone]'") from e
     api_key = os.environ.get(settings.api_key_env, "")
     if not api_key:
-        raise ConfigError(f"vector.backend = 'pinecone' needs an API key in ${settings.api_key_env}")
+        raise ConfigError(f"vector.backend = '{backend}' needs an API key in ${settings.api_key_env}")
     if not settings.host and not settings.index:
-        raise ConfigError("vector.backend = 'pinecone' needs vector.host or vector.index")
+        raise ConfigError(f"vector.backend = '{backend}' needs vector.host or vector.index")
+    return pinecone, api_key
+
+
+def connect(settings: VectorSettings) -> Any:
+    """An official-SDK ``Index`` for the configured host (or index name)."""
+    pinecone, api_key = sdk_and_key(settings, "pinecone")
     try:
         if settings.host:
             return pinecone.Index(host=settings.host, api_key=api_key)
