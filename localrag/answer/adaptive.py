@@ -54,7 +54,7 @@ from localrag.generate.prompts import (
 )
 from localrag.index.tokenize import TextTokenizer
 from localrag.query.strategies import parse_variants
-from localrag.types import Answer, Claim, Completion, Hit
+from localrag.types import Answer, Claim, Completion, Hit, SearchResult
 
 if TYPE_CHECKING:
     from localrag.answer.pipeline import AnswerPipeline, AskOptions
@@ -153,18 +153,22 @@ class AdaptiveAnswerer:
             parts = self._decompose(question)
             timings["decompose"] = (time.perf_counter() - t0) * 1000
         answered: list[PartAnswer] = []
+        searched: list[SearchResult] = []  # each part's search, for the self-query filter it reports
         previous = ""
         for part in parts:
             # a part leaning on an earlier one ("... and when did it open?") is searched with it
             search = f"{part} {previous}" if previous and _PRONOUN.search(part) else part
             kind = kind_of(part)
             answer = yield from self._part(part, search, "yesno" if kind == "yesno" else "factoid", opts,
-                                           timings, check_conflicts=len(parts) == 1, live=len(parts) == 1)
+                                           timings, searched, check_conflicts=len(parts) == 1,
+                                           live=len(parts) == 1)
             if answer is None:
                 return None
             answered.append(answer)
             previous = part
-        return self._compose(question, plan, answered, timings, started)
+        composed = self._compose(question, plan, answered, timings, started)
+        shown = next((r.self_query for r in searched if r.self_query is not None), None)
+        return replace(composed, strategy=searched[0].strategy, self_query=shown) if searched else composed
 
     def _decompose(self, question: str) -> tuple[str, ...]:
         n = max(2, self.settings.max_parts)
@@ -177,11 +181,13 @@ class AdaptiveAnswerer:
         return parts if len(parts) >= 2 else (question,)
 
     # -- one part ----------------------------------------------------------------------------
-    def _part(self, question: str, search: str, kind: str, opts: AskOptions, timings: dict[str, float], *,
+    def _part(self, question: str, search: str, kind: str, opts: AskOptions, timings: dict[str, float],
+              searched: list[SearchResult], *,
               check_conflicts: bool = False, live: bool = False) -> Generator[str, None, PartAnswer | None]:
         s = self.settings
         pool = max(s.factoid_k, 3 if s.conflicts and check_conflicts else 1)
-        hits, stage, _ = self.pipeline._retrieve([search], replace(opts, k=pool, strategy=None))[0]
+        hits, stage, result = self.pipeline._retrieve([search], replace(opts, k=pool, strategy=None))[0]
+        searched.append(result)
         _add(timings, "retrieve", stage.get("retrieve", 0.0))
         _add(timings, "rerank", stage.get("rerank", 0.0))
         if not hits:
