@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from localrag import failpoints
+from localrag.backends import open_backend, write_target
 from localrag.config import Settings, load_settings
-from localrag.errors import ConfigError, InvalidInputError, LocalRagError, StoreLockedError
+from localrag.engine_learning import LearningParts
+from localrag.engine_library import LibraryReads
+from localrag.errors import ConfigError, InvalidInputError, StoreLockedError
 from localrag.events import EventBus, ProgressTracker
 from localrag.index.manager import IndexManager
-from localrag.ingest.limits import ParseLimits
-from localrag.ingest.loaders import load_many
 from localrag.ingest.pipeline import IngestPipeline, Progress
-from localrag.jsonsafe import check_metadata
+from localrag.ingest.sources import Source, check_given, count_sources, iter_sources
+from localrag.jsonsafe import check_metadata, check_namespace
 from localrag.protocols import Embedder, Generator, Reranker
-from localrag.retrieval import Retriever
 from localrag.rwlock import ReadWriteLock
-from localrag.store.browse import StoreBrowser
 from localrag.store.lock import WriterLock
 from localrag.store.sqlite import SQLiteStore, WriteResult
 from localrag.types import (
@@ -39,7 +39,6 @@ from localrag.types import (
 if TYPE_CHECKING:
     from localrag.answer.chat import ChatSession
     from localrag.answer.pipeline import AnswerPipeline
-    from localrag.docview import DocumentView
     from localrag.ingest.sync import SyncReport
     from localrag.learn.feedback import FeedbackModel
     from localrag.learn.router import Router
@@ -50,11 +49,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Source = str | Path | Document
 DEFAULT_DATA_DIR = "./localrag-data"
 
 
-class LocalRAG:
+class LocalRAG(LearningParts, LibraryReads):
     """An offline RAG engine over one data directory.
 
     Thread-safe: searches run concurrently; writes are serialised and block searches
@@ -98,20 +96,9 @@ class LocalRAG:
         self.indexes = IndexManager(self.store, self.path, self._vector_dim(), self.settings)
         with self._rw.write():
             self.indexes.open()
-        # vector.backend = "pinecone_documents": the corpus lives on one hosted document index shared by
-        # any number of replicas; the local store and indexes stay empty (localrag/pinecone/hosted_docs.py)
-        self.hosted: HostedCorpus | None = None
-        if self.settings.vector.backend == "pinecone_documents":
-            from localrag.pinecone.hosted_docs import HostedCorpus
-            from localrag.pinecone.hosted_search import HostedRetriever
-
-            self.hosted = HostedCorpus.open(self.settings)
-            self.retriever: Retriever = HostedRetriever(self.hosted, self.store, self.indexes, self._get_embedder,
-                                             self.settings.search, self.settings.server)
-        else:
-            self.retriever = Retriever(
-                self.store, self.indexes, self._get_embedder, self.settings.search, self.settings.server
-            )
+        # vector.backend = "pinecone_documents": one hosted document index shared by replicas (backends.py)
+        self.hosted: HostedCorpus | None
+        self.hosted, self.retriever = open_backend(self.settings, self.store, self.indexes, self._get_embedder)
 
     # -- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> LocalRAG:
@@ -198,15 +185,13 @@ class LocalRAG:
         progress: Progress | None = None,
     ) -> IngestReport:
         """Ingest files, directories or Documents. Unchanged documents are skipped; changed ones replaced."""
-        _check_namespace(namespace)
+        check_namespace(namespace)
         if metadata is not None:
             check_metadata(metadata)
-        if isinstance(sources, (Document, list, tuple)):  # a bad one refused before any batch commits
-            for source in [sources] if isinstance(sources, Document) else sources:
-                if isinstance(source, Document):
-                    check_metadata(source.metadata, f"document {source.doc_id!r}: metadata")
-        total = _count(sources, include, exclude)
-        return self._ingest(self._items(sources, include, exclude), namespace, metadata, progress, total)
+        check_given(sources)  # a bad one refused before any batch commits
+        total = count_sources(sources, include, exclude)
+        items = iter_sources(sources, include, exclude, self.settings.ingest)
+        return self._ingest(items, namespace, metadata, progress, total)
 
     def _ingest(
         self,
@@ -224,10 +209,7 @@ class LocalRAG:
                 self.store.set_meta("vector_space", getattr(embedder, "vector_space", embedder.name))
                 self.store.set_meta("dim", str(embedder.dim))
             if self._pipeline is None:
-                from localrag.pinecone.hosted_docs import HostedWrites
-
-                space = getattr(embedder, "vector_space", embedder.name)
-                target: Any = self.store if self.hosted is None else HostedWrites(self.hosted, space)
+                target = write_target(self.store, self.hosted, embedder)
                 self._pipeline = IngestPipeline(target, embedder, self.settings, self.events)
             report = self._pipeline.run(
                 items,
@@ -256,27 +238,10 @@ class LocalRAG:
         keeping their documents, near-duplicates linked instead of indexed (see ``localrag.ingest.sync``)."""
         from localrag.ingest.sync import Syncer, SyncOptions
 
-        _check_namespace(namespace)
+        check_namespace(namespace)
         listed = [roots] if isinstance(roots, (str, Path)) else list(roots)
         options = SyncOptions(namespace, tuple(include), tuple(exclude), default_excludes, dedup)
         return Syncer(self, options).reconcile(listed)
-
-    def _items(
-        self, sources: Source | Iterable[Source], include: Sequence[str], exclude: Sequence[str]
-    ) -> Iterator[Document | SkippedFile]:
-        if isinstance(sources, (str, Path, Document)):
-            sources = [sources]
-        max_bytes = int(self.settings.ingest.max_file_mb * 1024 * 1024)
-        limits = ParseLimits.from_settings(self.settings.ingest)
-        for source in sources:
-            if isinstance(source, Document):
-                check_metadata(source.metadata, f"document {source.doc_id!r}: metadata")
-                yield source
-            elif isinstance(source, (str, Path)):
-                for item in load_many([source], include=include, exclude=exclude, max_bytes=max_bytes, limits=limits):
-                    yield _checked(item)
-            else:
-                raise InvalidInputError(f"cannot ingest a {type(source).__name__}; give paths or Documents")
 
     def _apply(self, result: WriteResult, vectors: Any, texts: list[str]) -> None:
         with self._rw.write():
@@ -327,11 +292,6 @@ class LocalRAG:
                 self.indexes.save(force=True)
 
     # -- reads -------------------------------------------------------------------------
-    def _sync(self) -> None:
-        if self.indexes.generation != self.store.generation():
-            with self._rw.write():
-                self.indexes.sync()
-
     def search(
         self,
         query: str,
@@ -412,39 +372,6 @@ class LocalRAG:
         return self.learner.finish(original, results, evidence) if any(evidence) else results
 
     @property
-    def learner(self) -> FeedbackModel:
-        """Stored feedback as ranking evidence (learn/feedback.py)."""
-        if self._learner is None:
-            from localrag.learn.feedback import FeedbackModel
-
-            self._learner = FeedbackModel(self.store, self.retriever._query_vectors, self.settings.learn)
-        return self._learner
-
-    @property
-    def router(self) -> Router:
-        """The learned search router (learn/router.py): its table is ``<data>/router.json``, read once."""
-        if self._router is None:
-            from localrag.learn.router import TABLE_FILE, Router
-
-            self._router = Router(self.path / TABLE_FILE, self.doc_freq)
-        return self._router
-
-    def doc_freq(self, namespace: str) -> Callable[[str], tuple[int, list[int]]] | None:
-        """The BM25 document frequencies of ``namespace`` (``BM25Index.doc_freqs``); None when it has no index."""
-        ns_id = self.store.namespace_id(namespace)
-        space = self.indexes.get(ns_id) if ns_id is not None else None
-        return None if space is None else space.keyword.doc_freqs
-
-    @property
-    def self_query(self) -> SelfQueryRunner:
-        """Metadata filters read from questions (learn/selfquery_run.py); its ``propose`` shows one."""
-        if self._self_query is None:
-            from localrag.learn.selfquery_run import SelfQueryRunner
-
-            self._self_query = SelfQueryRunner(self)
-        return self._self_query
-
-    @property
     def reranker(self) -> Reranker | None:
         """The configured reranker (``rerank.model``), loaded on first use; None when none is configured."""
         if not self._reranker_loaded:
@@ -455,97 +382,6 @@ class LocalRAG:
                     self._reranker = load_reranker(self.settings, self.path)
                     self._reranker_loaded = True
         return self._reranker
-
-    def feedback(
-        self, query: str, chunk_id: int, relevant: bool | None = None, namespace: str = "", *,
-        grade: float | None = None, source: str = "",
-    ) -> None:
-        """Record that chunk ``chunk_id`` is (or is not) relevant to ``query``: a thumbs up/down, or a ``grade``
-        in [-1, 1]. With learn.feedback the next search of this or a similar query is re-ordered at once
-        (learn/feedback.py); train-reranker and tune learn from the same judgments. ``source``: who voted
-        (the server passes the API key's digest), so one voter cannot dominate."""
-        from localrag.learn.feedback import check_grade, vector_blob
-
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("feedback needs a non-empty query")
-        _check_namespace(namespace)
-        relevant, grade = check_grade(relevant, grade)
-        text = query.strip()
-        try:
-            vector: bytes | None = vector_blob(self.retriever._query_vectors([text])[text])
-        except LocalRagError as e:  # no usable embedder here (e.g. another vector space): embedded when read
-            log.warning("feedback stored without its query's embedding: %s", e)
-            vector = None
-        with self._write_mutex:
-            self._begin_write()
-            self.store.add_feedback(namespace, text, chunk_id, relevant, grade=grade, source=source, vector=vector)
-            vote = grade if grade is not None else (1.0 if relevant else -1.0)
-            if vote and self.router.table.entries and not self.read_only:
-                # learned routes answer to votes on their hits (learn/router.py: enough down-votes demote one)
-                self.router.vote(SearchRequest(text, namespace=namespace), up=vote > 0)
-
-    def feedback_items(
-        self, namespace: str | None = None, limit: int = 0, newest_first: bool = False
-    ) -> list[dict[str, Any]]:
-        """Stored judgments, oldest (or newest) first: dicts with namespace, query, chunk_id, doc_id, relevant,
-        created_at."""
-        return self.store.feedback_items(namespace, limit, newest_first)
-
-    def get_document(self, doc_id: str, namespace: str = "") -> Document:
-        if self.hosted is not None:
-            return self.hosted.get_document(namespace, doc_id)
-        return self.store.get_document(namespace, doc_id)
-
-    def documents(self, namespace: str = "", limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        if self.hosted is not None:
-            return self.hosted.list_documents(namespace, limit, offset)[0]
-        return self.store.list_documents(namespace, limit, offset)
-
-    def find_documents(
-        self, namespace: str = "", q: str = "", limit: int = 100, offset: int = 0
-    ) -> tuple[list[dict[str, Any]], int]:
-        """A page of the documents whose doc_id, title or source contain ``q`` (any case), and how many match."""
-        if self.hosted is not None:
-            return self.hosted.list_documents(namespace, limit, offset, q)
-        return StoreBrowser(self.store).documents(namespace, limit, offset, q)
-
-    def document_view(self, doc_id: str, namespace: str = "") -> DocumentView:
-        """A stored document with its chunks' spans and its kind (pdf, sheet, media, mail, text): see docview."""
-        from localrag.docview import document_view
-
-        return document_view(self.store, doc_id, namespace)
-
-    def iter_documents(self, namespace: str = "", page: int = 500) -> Iterator[Document]:
-        """Every stored document of ``namespace``, by doc_id, read a page at a time."""
-        offset = 0
-        while True:
-            listed = self.documents(namespace, limit=page, offset=offset)
-            for item in listed:
-                yield self.get_document(str(item["doc_id"]), namespace)
-            if len(listed) < page:
-                return
-            offset += page
-
-    def stats(self) -> dict[str, Any]:
-        if self.hosted is not None:
-            return {**self.hosted.stats(), "path": str(self.path), "embedder": self.settings.embed.model}
-        self._sync()
-        stats = self.store.stats()
-        stats["path"] = str(self.path)
-        stats["embedder"] = self.settings.embed.model
-        stats["vector_space"] = self.store.get_meta("vector_space")
-        with self._rw.read():
-            for name, ns_id in self.store.namespaces().items():
-                space = self.indexes.get(ns_id)
-                if space is not None and name in stats["namespaces"]:
-                    stats["namespaces"][name].update(
-                        {
-                            "vector_index": space.dense.kind,
-                            "vectors": len(space.dense),
-                            "keyword_docs": len(space.keyword),
-                        }
-                    )
-        return stats
 
     # -- answers (the logic lives in localrag.answer) ------------------------------------
     @property
@@ -589,30 +425,3 @@ class LocalRAG:
 
 def _nothing_local(result: WriteResult, vectors: Any, texts: list[str]) -> None:
     """The hosted mode's commit hook: the write is on the hosted index already; nothing local to update."""
-
-
-def _count(sources: Source | Iterable[Source], include: Sequence[str], exclude: Sequence[str]) -> int | None:
-    """How many documents an ``add`` will see, for progress (None when a generator cannot be counted)."""
-    if isinstance(sources, (str, Path, Document)):
-        sources = [sources]
-    if not isinstance(sources, (list, tuple)):
-        return None
-    from localrag.ingest.discover import discover
-
-    paths = [s for s in sources if isinstance(s, (str, Path))]
-    return len(sources) - len(paths) + (len(discover(paths, include, exclude)[0]) if paths else 0)
-
-
-def _checked(item: Document | SkippedFile) -> Document | SkippedFile:
-    """A loaded document whose metadata could not be stored as JSON is skipped like a bad file."""
-    if isinstance(item, Document):
-        try:
-            check_metadata(item.metadata, f"document {item.doc_id!r}: metadata")
-        except InvalidInputError as e:
-            return SkippedFile(item.source or item.doc_id, str(e))
-    return item
-
-
-def _check_namespace(namespace: str) -> None:
-    if not isinstance(namespace, str) or len(namespace) > 512:
-        raise InvalidInputError("namespace must be a string of at most 512 characters")

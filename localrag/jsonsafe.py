@@ -1,4 +1,4 @@
-"""Bounds on JSON-like data that comes from outside: nesting depth and finite numbers.
+"""Bounds on JSON-like data that comes from outside: nesting depth, finite numbers, namespace names.
 
 Python's ``json`` module recurses once per nesting level, so a body of a few thousand
 brackets raises ``RecursionError`` wherever it is parsed, serialised or walked. The depth is
@@ -87,3 +87,9 @@ def _non_finite(value: Any) -> bool:
         return not math.isfinite(float(value))
     except (TypeError, ValueError, OverflowError):
         return False
+
+
+def check_namespace(namespace: Any) -> None:
+    """A namespace is a string of at most 512 characters (Pinecone's own bound on names)."""
+    if not isinstance(namespace, str) or len(namespace) > 512:
+        raise InvalidInputError("namespace must be a string of at most 512 characters")
