@@ -30,6 +30,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from timed_ingest import timed_add  # noqa: E402
+
 from localrag.config import load_settings  # noqa: E402
 from localrag.engine import LocalRAG  # noqa: E402
 from localrag.ingest import pipeline as pipeline_module  # noqa: E402
@@ -74,11 +76,8 @@ def ingest(corpus: Path, data: Path, serial: bool) -> dict[str, Any]:
     pipeline_module._LANE_DEPTH = 0 if serial else saved
     try:
         with LocalRAG(data) as rag:
-            rag.embedder.embed_query("warm-up")  # the model load is not ingest time
-            wall, cpu = time.perf_counter(), time.process_time()
-            report = rag.add(corpus, namespace="bench")
-            seconds = time.perf_counter() - wall
-            cpu_s = time.process_time() - cpu
+            timing = timed_add(rag, [corpus], namespace="bench")
+            report, seconds, cpu_s = timing.report, timing.seconds, timing.cpu_s
             profile = rag._pipeline.last_profile if rag._pipeline is not None else None
     finally:
         pipeline_module._LANE_DEPTH = saved

@@ -29,6 +29,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from timed_ingest import timed_add  # noqa: E402
+
 from localrag.config import Settings  # noqa: E402
 from localrag.engine import LocalRAG  # noqa: E402
 from localrag.eval.beir import load_beir  # noqa: E402
@@ -53,15 +55,12 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def measure_ingest(documents: list[Document], settings: Settings) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, LocalRAG(tmp, settings=settings) as rag:
-        rag.embedder.embed_documents(["warm up"])  # model load is reported apart
-        t0 = time.perf_counter()
-        report = rag.add(documents)
-        seconds = time.perf_counter() - t0
+        timing = timed_add(rag, documents)
     return {
         "documents": len(documents),
-        "chunks": report.chunks_added,
-        "seconds": round(seconds, 2),
-        "chunks_per_second": round(report.chunks_added / seconds, 1),
+        "chunks": timing.report.chunks_added,
+        "seconds": round(timing.seconds, 2),
+        "chunks_per_second": round(timing.chunks_per_s, 1),
         "embedder": settings.embed.model,
     }
 

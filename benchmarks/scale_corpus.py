@@ -15,12 +15,12 @@ hours of embedding.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from timed_ingest import timed_add
 
 from localrag.config import Settings
 from localrag.engine import LocalRAG
@@ -60,19 +60,14 @@ def ingest_sample(data: Path, directory: Path, want_chunks: int, settings: Setti
     """The engine's own ingest of the sample with the real embedder: chunks/s, model load apart."""
     docs = source_documents(data, want_chunks)
     with LocalRAG(directory, settings=settings) as rag:
-        t0 = time.perf_counter()
-        rag.embedder.embed_documents(["warm up"])
-        load_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        report = rag.add(docs)
-        seconds = time.perf_counter() - t0
+        timing = timed_add(rag, docs)
     return {
         "documents": len(docs),
-        "chunks": report.chunks_added,
-        "seconds": round(seconds, 1),
-        "chunks_per_s": round(report.chunks_added / seconds, 1),
+        "chunks": timing.report.chunks_added,
+        "seconds": round(timing.seconds, 1),
+        "chunks_per_s": round(timing.chunks_per_s, 1),
         "embedder": settings.embed.model,
-        "embedder_load_s": round(load_s, 2),
+        "embedder_load_s": round(timing.load_s, 2),
     }
 
 
