@@ -4,7 +4,6 @@ for hosted Pinecone), plus replicas: engines with their own empty data directori
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from fakes import HashingEmbedder
 from serving import running_server, sdk_client
+from suites import collect_pipeline_suites
 from threaded_server import app_in_thread
 
 from localrag import engine as engine_module
@@ -38,16 +38,7 @@ _LOCAL_ONLY = {
     "test_the_writer_removes_temp_files_left_by_a_killed_index_save",
     "test_second_process_reader_sees_new_writes",
 }
-for _suite in ("test_engine", "test_answer_pipeline"):
-    _spec = importlib.util.spec_from_file_location(f"{_suite}_on_hosted_documents",
-                                                   Path(__file__).resolve().parents[1] / "unit" / f"{_suite}.py")
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_module)
-    for _name, _value in vars(_module).items():
-        if (_name.startswith("test_") and _name not in _LOCAL_ONLY) or \
-                type(_value).__name__ == "FixtureFunctionDefinition":
-            globals()[_name] = _value
+collect_pipeline_suites(globals(), "hosted_documents", _LOCAL_ONLY)
 
 _prefixes = itertools.count()
 

@@ -4,7 +4,6 @@ plus the VectorIndex contract of PineconeVectorIndex itself."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from serving import running_server, sdk_client
+from suites import collect_pipeline_suites
 
 from localrag.config import VectorSettings
 from localrag.engine import LocalRAG
@@ -22,17 +22,7 @@ from localrag.types import Document
 pytestmark = pytest.mark.server
 DIM = 64  # the fake embedder's
 
-# The pipeline's own search and answer suites, collected again here so they run against this
-# module's fixtures and environment (their own fixtures come along).
-for _suite in ("test_engine", "test_answer_pipeline"):
-    _spec = importlib.util.spec_from_file_location(f"{_suite}_on_pinecone",
-                                                   Path(__file__).resolve().parents[1] / "unit" / f"{_suite}.py")
-    assert _spec is not None and _spec.loader is not None
-    _module = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_module)
-    for _name, _value in vars(_module).items():
-        if _name.startswith("test_") or type(_value).__name__ == "FixtureFunctionDefinition":
-            globals()[_name] = _value
+collect_pipeline_suites(globals(), "pinecone")
 
 
 @pytest.fixture(scope="module")
