@@ -40,6 +40,19 @@ def dense_kind(rag: LocalRAG) -> str:
     return str(space.dense.kind)
 
 
+def count_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of FAISS builds from now on (each FaissIndex.build call appends its key count)."""
+    built: list[int] = []
+    real_build = FaissIndex.build.__func__  # type: ignore[attr-defined]
+
+    def counting_build(cls: type[FaissIndex], keys, *args, **kwargs):  # type: ignore[no-untyped-def]
+        built.append(len(keys))
+        return real_build(cls, keys, *args, **kwargs)
+
+    monkeypatch.setattr(FaissIndex, "build", classmethod(counting_build))
+    return built
+
+
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     with open_rag(tmp_path / "d") as rag:
@@ -75,14 +88,7 @@ def test_lost_index_files_are_rebuilt_from_the_store_at_the_final_kind(
 ) -> None:
     for path in (data / "indexes").rglob("*.npz"):
         path.unlink()
-    built: list[int] = []
-    real_build = FaissIndex.build.__func__  # type: ignore[attr-defined]
-
-    def counting_build(cls: type[FaissIndex], keys, *args, **kwargs):  # type: ignore[no-untyped-def]
-        built.append(len(keys))
-        return real_build(cls, keys, *args, **kwargs)
-
-    monkeypatch.setattr(FaissIndex, "build", classmethod(counting_build))
+    built = count_builds(monkeypatch)
     with open_rag(data) as rag:
         assert built == [N] and dense_kind(rag) == "ivf"
         for i in (1, 350, 698):
@@ -97,14 +103,7 @@ def test_reindex_after_writes_through_the_store_builds_once(tmp_path: Path, monk
     from localrag.store.sqlite import PreparedDocument
     from localrag.types import Chunk
 
-    built: list[int] = []
-    real_build = FaissIndex.build.__func__  # type: ignore[attr-defined]
-
-    def counting_build(cls: type[FaissIndex], keys, *args, **kwargs):  # type: ignore[no-untyped-def]
-        built.append(len(keys))
-        return real_build(cls, keys, *args, **kwargs)
-
-    monkeypatch.setattr(FaissIndex, "build", classmethod(counting_build))
+    built = count_builds(monkeypatch)
     embedder = HashingEmbedder()
     with open_rag(tmp_path / "d") as rag:
         items = [PreparedDocument(Document(f"doc-{i}", text(i)), f"h{i}", [Chunk(text(i), 0, len(text(i)), 0)],
