@@ -25,15 +25,26 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from localrag.errors import ConfigError, CorruptIndexError, InvalidInputError, LocalRagError
 from localrag.fileio import load_arrays, save_arrays
+from localrag.index.postings import (
+    Buf,
+    Run,
+    as_keys,
+    concat_ranges,
+    int_array,
+    narrow_tf,
+    require,
+    term_starts,
+    top_k,
+    utf8_bytes,
+    within,
+)
 from localrag.index.tokenize import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -42,50 +53,6 @@ _FORMAT = 1
 _MIN_DEAD = 1024  # compact only when this many slots (or terms) are dead ...
 _DEAD_FRACTION = 0.25  # ... and they are at least this share of all
 _MMAP_FROM = 1 << 22  # saved arrays of 4 MiB and more are memory-mapped on load
-
-
-class _Buf:
-    """A 1-D array that grows in place with amortised O(1) appends."""
-
-    __slots__ = ("data", "dtype", "size")
-
-    def __init__(self, dtype: Any, values: ArrayLike | None = None) -> None:
-        self.dtype = np.dtype(dtype)
-        self.data: np.ndarray = np.array([] if values is None else values, dtype=dtype)
-        self.size = len(self.data)
-
-    @classmethod
-    def wrap(cls, dtype: Any, array: np.ndarray) -> _Buf:
-        """Use ``array`` as is (a read-only memory map stays one until the buffer grows)."""
-        buf = cls(dtype)
-        buf.data, buf.size = array, len(array)
-        return buf
-
-    @property
-    def view(self) -> np.ndarray:
-        return self.data[: self.size]
-
-    def extend(self, values: ArrayLike) -> None:
-        values = np.asarray(values, dtype=self.dtype)
-        end = self.size + len(values)
-        if end > len(self.data):
-            grown = np.empty(max(end, 2 * len(self.data), 16), dtype=self.dtype)
-            grown[: self.size] = self.view
-            self.data = grown
-        self.data[self.size : end] = values
-        self.size = end
-
-
-@dataclass(frozen=True)
-class _Run:
-    """Postings of slots [lo, hi) grouped by term id: term t's are ``starts[t]:starts[t + 1]``
-    (slot order kept within a term; terms newer than the run have none)."""
-
-    lo: int
-    hi: int
-    starts: NDArray[np.int64]
-    slots: NDArray[np.int32]
-    tf: NDArray[np.integer[Any]]
 
 
 class BM25Index:
@@ -101,14 +68,14 @@ class BM25Index:
         self._lock = threading.RLock()
         self._vocab: dict[str, int] = {}
         self._terms: list[str] = []
-        self._df = _Buf(np.int64)  # live documents containing each term
-        self._key, self._dlen = _Buf(np.int64), _Buf(np.int64)  # per slot
-        self._fstart, self._flen, self._alive = _Buf(np.int64), _Buf(np.int64), _Buf(np.bool_)
-        self._fterm, self._ftf = _Buf(np.int32), _Buf(np.int32)  # forward store, slot order
+        self._df = Buf(np.int64)  # live documents containing each term
+        self._key, self._dlen = Buf(np.int64), Buf(np.int64)  # per slot
+        self._fstart, self._flen, self._alive = Buf(np.int64), Buf(np.int64), Buf(np.bool_)
+        self._fterm, self._ftf = Buf(np.int32), Buf(np.int32)  # forward store, slot order
         self._slot_of: dict[int, int] | None = {}  # None: build from the slots when next needed
         self._n_alive = 0
         self._total_len = 0
-        self._runs: list[_Run] = []
+        self._runs: list[Run] = []
         self._gen = 0  # bumped on every change; the caches below remember the one they saw
         self._stats_gen = self._sorted_gen = -1
         self._avg_idf = 0.0
@@ -135,7 +102,7 @@ class BM25Index:
 
     def add(self, keys: NDArray[np.int64], texts: Sequence[str]) -> None:
         """Index ``texts`` under ``keys``; a key already present is replaced (upsert)."""
-        keys = _as_keys(keys)
+        keys = as_keys(keys)
         texts = list(texts)
         if len(keys) != len(texts):
             raise InvalidInputError(f"{len(keys)} keys but {len(texts)} texts")
@@ -155,7 +122,7 @@ class BM25Index:
         """Drop ``keys``; keys not in the index are ignored."""
         with self._lock:
             pop = self._slot_map().pop
-            self._kill([s for s in (pop(k, None) for k in _as_keys(keys).tolist()) if s is not None])
+            self._kill([s for s in (pop(k, None) for k in as_keys(keys).tolist()) if s is not None])
 
     def _append(self, keys: NDArray[np.int64], docs: list[list[str]]) -> None:
         m, vocab, first = len(docs), self._vocab, self._key.size
@@ -196,7 +163,7 @@ class BM25Index:
             return
         s = np.asarray(slots, np.int64)
         self._alive.data[s] = False
-        uterm, count = np.unique(self._fterm.data[_ranges(self._fstart.data[s], self._flen.data[s])],
+        uterm, count = np.unique(self._fterm.data[concat_ranges(self._fstart.data[s], self._flen.data[s])],
                                  return_counts=True)
         self._df.data[uterm] -= count
         self._n_alive -= len(s)
@@ -240,7 +207,7 @@ class BM25Index:
                 return []
             scores = all_scores[cand]
             keys = self._key.data[cand]
-        scores, keys = _top_k(scores, keys, k)
+        scores, keys = top_k(scores, keys, k)
         return list(zip(keys.tolist(), scores.tolist(), strict=True))
 
     def _postings_scores(self, ids: list[int]) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
@@ -271,7 +238,7 @@ class BM25Index:
         return slots, weight * (tf * (self.k1 + 1) / (tf + self._norm[slots]))
 
     def _allowed_slots(self, allow: NDArray[np.int64]) -> NDArray[np.int64]:
-        allow = _as_keys(allow)
+        allow = as_keys(allow)
         if len(allow) > 1 and not bool(np.all(allow[1:] > allow[:-1])):
             allow = np.unique(allow)  # the protocol promises sorted and unique; be lenient
         sorted_keys, sorted_slots = self._sorted()
@@ -327,7 +294,7 @@ class BM25Index:
             self._norm = self.k1 * (1 - self.b + self.b * dlen / avgdl) if avgdl else np.ones(len(dlen))
             self._stats_gen = self._gen
 
-    def _build_run(self, lo: int, hi: int) -> _Run:
+    def _build_run(self, lo: int, hi: int) -> Run:
         start = int(self._fstart.data[lo]) if lo < self._key.size else self._fterm.size
         end = int(self._fstart.data[hi]) if hi < self._key.size else self._fterm.size
         terms, tf = self._fterm.data[start:end], self._ftf.data[start:end]
@@ -336,7 +303,7 @@ class BM25Index:
         if not live.all():
             terms, tf, slots = terms[live], tf[live], slots[live]
         order = np.argsort(terms, kind="stable")
-        return _Run(lo, hi, _starts(terms, len(self._terms)), slots[order], tf[order])
+        return Run(lo, hi, term_starts(terms, len(self._terms)), slots[order], tf[order])
 
     def _compact(self) -> None:
         """Renumber live slots densely, drop dead terms if many, rebuild one run."""
@@ -346,22 +313,22 @@ class BM25Index:
             return
         alive, flen = self._alive.view, self._flen.view
         keep_post = np.repeat(alive, flen)
-        self._fterm = _Buf(np.int32, self._fterm.view[keep_post])
-        self._ftf = _Buf(np.int32, self._ftf.view[keep_post])
+        self._fterm = Buf(np.int32, self._fterm.view[keep_post])
+        self._ftf = Buf(np.int32, self._ftf.view[keep_post])
         flen = flen[alive]
-        self._key, self._dlen = _Buf(np.int64, self._key.view[alive]), _Buf(np.int64, self._dlen.view[alive])
-        self._flen, self._fstart = _Buf(np.int64, flen), _Buf(np.int64, np.cumsum(flen) - flen)
-        self._alive = _Buf(np.bool_, np.ones(len(flen), np.bool_))
+        self._key, self._dlen = Buf(np.int64, self._key.view[alive]), Buf(np.int64, self._dlen.view[alive])
+        self._flen, self._fstart = Buf(np.int64, flen), Buf(np.int64, np.cumsum(flen) - flen)
+        self._alive = Buf(np.bool_, np.ones(len(flen), np.bool_))
         self._slot_of = None
         df = self._df.view
         if (len(df) - np.count_nonzero(df)) > max(_MIN_DEAD, _DEAD_FRACTION * len(df)):
             live_terms = np.flatnonzero(df)
             remap = np.full(len(df), -1, np.int32)
             remap[live_terms] = np.arange(len(live_terms), dtype=np.int32)
-            self._fterm = _Buf(np.int32, remap[self._fterm.view])
+            self._fterm = Buf(np.int32, remap[self._fterm.view])
             self._terms = [self._terms[i] for i in live_terms.tolist()]
             self._vocab = {t: i for i, t in enumerate(self._terms)}
-            self._df = _Buf(np.int64, df[live_terms])
+            self._df = Buf(np.int64, df[live_terms])
         self._runs = [self._build_run(0, len(flen))]
         self._gen += 1  # slot numbers changed: per-slot caches are stale
 
@@ -382,10 +349,10 @@ class BM25Index:
             counts = np.concatenate([counts, np.zeros(len(self._terms) - len(counts), counts.dtype)])
             save_arrays(
                 Path(path),
-                meta=_utf8(json.dumps(meta)), stamp=np.int64(stamp), vocab=_utf8(vocab),
+                meta=utf8_bytes(json.dumps(meta)), stamp=np.int64(stamp), vocab=utf8_bytes(vocab),
                 keys=self._key.view, doc_len=self._dlen.view, fwd_len=self._flen.view,
-                fwd_terms=self._fterm.view, fwd_tf=_narrow(self._ftf.view),
-                inv_counts=counts, inv_slots=run.slots, inv_tf=_narrow(run.tf),
+                fwd_terms=self._fterm.view, fwd_tf=narrow_tf(self._ftf.view),
+                inv_counts=counts, inv_slots=run.slots, inv_tf=narrow_tf(run.tf),
             )
 
     @classmethod
@@ -394,11 +361,11 @@ class BM25Index:
         arrays = load_arrays(Path(path), mmap_from=_MMAP_FROM)
         try:
             meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
-            _require(meta.get("format") == _FORMAT, f"unknown format {meta.get('format')!r}")
+            require(meta.get("format") == _FORMAT, f"unknown format {meta.get('format')!r}")
             index = cls(TextTokenizer.from_config(meta["tokenizer"]), meta["k1"], meta["b"], meta["epsilon"])
             n_terms = int(meta["n_terms"])
             terms = arrays["vocab"].tobytes().decode("utf-8").split("\n") if n_terms else []
-            _require(len(terms) == n_terms == len(set(terms)), "vocabulary does not match its count")
+            require(len(terms) == n_terms == len(set(terms)), "vocabulary does not match its count")
             index._restore(terms, arrays)
             return index, int(arrays["stamp"])
         except CorruptIndexError:
@@ -407,92 +374,30 @@ class BM25Index:
             raise CorruptIndexError(f"cannot read BM25 index {path}: {e}") from e
 
     def _restore(self, terms: list[str], a: dict[str, np.ndarray]) -> None:
-        keys, dlen, flen = _ints(a["keys"]).astype(np.int64), _ints(a["doc_len"]), _ints(a["fwd_len"])
-        fterm, ftf, counts = _ints(a["fwd_terms"]), _ints(a["fwd_tf"]), _ints(a["inv_counts"])
-        islots, itf = _ints(a["inv_slots"]), _ints(a["inv_tf"])
+        keys, dlen, flen = int_array(a["keys"]).astype(np.int64), int_array(a["doc_len"]), int_array(a["fwd_len"])
+        fterm, ftf, counts = int_array(a["fwd_terms"]), int_array(a["fwd_tf"]), int_array(a["inv_counts"])
+        islots, itf = int_array(a["inv_slots"]), int_array(a["inv_tf"])
         n, v, p = len(keys), len(terms), len(fterm)
         # Cheap checks (the zip CRC already catches flipped bytes in arrays read, not mapped): sizes,
         # ranges, sums. Mapped posting arrays (10^8 entries at a million chunks) skip the full scans.
-        _require(len(dlen) == len(flen) == n and len(np.unique(keys)) == n, "per-document arrays disagree")
-        _require(len(ftf) == p == len(islots) == len(itf) == flen.sum() == counts.sum(), "bad sizes")
-        _require(len(counts) == v and _within(flen, 0, p) and _within(counts, 0, p), "bad counts")
+        require(len(dlen) == len(flen) == n and len(np.unique(keys)) == n, "per-document arrays disagree")
+        require(len(ftf) == p == len(islots) == len(itf) == flen.sum() == counts.sum(), "bad sizes")
+        require(len(counts) == v and within(flen, 0, p) and within(counts, 0, p), "bad counts")
         if not any(isinstance(x, np.memmap) for x in (fterm, ftf, islots, itf)):
-            _require(_within(fterm, 0, v - 1) and _within(islots, 0, n - 1), "bad ids")
-            _require(_within(ftf, 1, None) and _within(itf, 1, None) and ftf.sum() == itf.sum(), "bad tf")
+            require(within(fterm, 0, v - 1) and within(islots, 0, n - 1), "bad ids")
+            require(within(ftf, 1, None) and within(itf, 1, None) and ftf.sum() == itf.sum(), "bad tf")
             fslots = np.repeat(np.arange(n), flen)
-            _require(np.array_equal(np.bincount(fslots, weights=ftf, minlength=n), dlen), "doc lengths disagree")
-            _require(np.array_equal(np.bincount(fterm, minlength=v), counts), "document frequencies disagree")
+            require(np.array_equal(np.bincount(fslots, weights=ftf, minlength=n), dlen), "doc lengths disagree")
+            require(np.array_equal(np.bincount(fterm, minlength=v), counts), "document frequencies disagree")
         self._terms, self._vocab = terms, {t: i for i, t in enumerate(terms)}
-        self._df = _Buf(np.int64, counts)  # a saved index is compact: postings per term = live documents
-        self._key, self._dlen, self._flen = _Buf(np.int64, keys), _Buf(np.int64, dlen), _Buf(np.int64, flen)
-        self._fstart = _Buf(np.int64, np.cumsum(flen) - flen)
-        self._alive = _Buf(np.bool_, np.ones(n, np.bool_))
-        self._fterm, self._ftf = _Buf.wrap(np.int32, fterm), _Buf.wrap(np.int32, ftf)
+        self._df = Buf(np.int64, counts)  # a saved index is compact: postings per term = live documents
+        self._key, self._dlen, self._flen = Buf(np.int64, keys), Buf(np.int64, dlen), Buf(np.int64, flen)
+        self._fstart = Buf(np.int64, np.cumsum(flen) - flen)
+        self._alive = Buf(np.bool_, np.ones(n, np.bool_))
+        self._fterm, self._ftf = Buf.wrap(np.int32, fterm), Buf.wrap(np.int32, ftf)
         self._slot_of = None
         self._n_alive, self._total_len = n, int(dlen.sum())
         starts = np.zeros(v + 1, np.int64)
         np.cumsum(counts, out=starts[1:])
-        self._runs = [_Run(0, n, starts, islots, itf)]
+        self._runs = [Run(0, n, starts, islots, itf)]
         self._gen += 1
-
-
-def _as_keys(keys: ArrayLike) -> NDArray[np.int64]:
-    arr = np.asarray(keys)
-    if arr.size == 0:
-        return np.zeros(0, np.int64)
-    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise InvalidInputError(f"keys must be a 1-D integer array, got {arr.dtype} with shape {arr.shape}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _starts(terms: NDArray[np.int32], n_terms: int) -> NDArray[np.int64]:
-    """Offsets of each term's postings in ``terms`` sorted: term t's are ``starts[t]:starts[t + 1]``."""
-    starts = np.zeros(n_terms + 1, np.int64)
-    np.cumsum(np.bincount(terms, minlength=n_terms), out=starts[1:])
-    return starts
-
-
-def _narrow(tf: np.ndarray) -> np.ndarray:
-    """Term frequencies as uint16 when they fit (a quarter of the postings' bytes on disk saved)."""
-    return tf.astype(np.uint16) if not len(tf) or int(tf.max()) < 1 << 16 else tf
-
-
-def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Concatenation of arange(s, s + n) for each (s, n), without a Python loop."""
-    total = int(lengths.sum())
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return offsets + np.arange(total)
-
-
-def _top_k(scores: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best by score desc then key asc; argpartition first so only k items get sorted."""
-    if len(scores) > k:
-        part = np.argpartition(-scores, k - 1)
-        kth = scores[part[k - 1]]
-        above = np.flatnonzero(scores > kth)
-        tied = np.flatnonzero(scores == kth)
-        tied = tied[np.argsort(keys[tied], kind="stable")[: k - len(above)]]
-        chosen = np.concatenate([above, tied])
-        scores, keys = scores[chosen], keys[chosen]
-    order = np.lexsort((keys, -scores))
-    return scores[order], keys[order]
-
-
-def _utf8(text: str) -> NDArray[np.uint8]:
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-
-
-def _ints(arr: np.ndarray) -> np.ndarray:
-    _require(arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer), "an array has the wrong type")
-    return arr
-
-
-def _within(arr: np.ndarray, lo: int, hi: int | None) -> bool:
-    if not len(arr):
-        return True
-    return int(arr.min()) >= lo and (hi is None or int(arr.max()) <= hi)
-
-
-def _require(ok: bool, what: str) -> None:
-    if not ok:
-        raise CorruptIndexError(f"BM25 index file is inconsistent: {what}")
