@@ -277,7 +277,7 @@ class LocalIndex:
                 sparse = space.sparse[slot] if self.sparse_only else None
                 if vector is None and sparse is None:
                     return m.QueryResponse([], request.namespace, m.Usage(1))
-            allowed = self._allow(request.namespace, space, request.filter)
+            allowed = self._allow(request.namespace, space, request.filter) if request.filter else None
             ranked = space.search(request.top_k, allowed, vector, sparse)
             matches = [self._scored(space, slot, score, request) for slot, score in ranked]
         return m.QueryResponse(matches, request.namespace, m.Usage(max(1, len(matches) // 10)))

@@ -201,17 +201,15 @@ class Space:
             out[slot] = predicate(md if md is not None else empty)
         return out
 
-    def search(self, k: int, allowed: NDArray[np.bool_], vector: NDArray[np.float32] | None,
+    def search(self, k: int, allowed: NDArray[np.bool_] | None, vector: NDArray[np.float32] | None,
                sparse: Sparse | None) -> list[tuple[int, float]]:
-        """(slot, score) best first; ties broken by id so results are deterministic."""
+        """(slot, score) best first; ties broken by id so results are deterministic. ``allowed`` None:
+        every live record (an unfiltered ANN query then builds no mask: 0.4 ms of masks at 1M)."""
         n = len(self.ids)
         if n == 0 or k <= 0:
             return []
-        candidates = allowed[:n].copy()
-        if vector is not None:
-            candidates &= self._has_dense[:n]
         if vector is not None and sparse is None and self._ann is not None:
-            slots = self._ann_candidates(k, candidates, vector)
+            slots = self._ann_candidates(k, None if allowed is None else allowed[:n] & self._has_dense[:n], vector)
             if slots is not None:
                 if len(slots) > k + 9:  # float32 first, as below; the margin absorbs its rounding
                     goodness = self._dense_scores(vector, slots)
@@ -219,6 +217,9 @@ class Space:
                         goodness = -goodness
                     slots = slots[np.argpartition(-goodness, k + 8)[: k + 9]]
                 return self._ranked(slots, vector, None, k)
+        candidates = (self._live[:n] if allowed is None else allowed[:n]).copy()
+        if vector is not None:
+            candidates &= self._has_dense[:n]
         score: NDArray[np.float64] | None = None
         if sparse is not None:
             sparse_score, overlap = self._sparse_scores(sparse, n)
@@ -240,14 +241,15 @@ class Space:
             slots = slots[keep]
         return self._ranked(slots, vector, sparse, k)
 
-    def _ann_candidates(self, k: int, candidates: NDArray[np.bool_],
+    def _ann_candidates(self, k: int, candidates: NDArray[np.bool_] | None,
                         vector: NDArray[np.float32]) -> NDArray[np.int64] | None:
-        """The ANN's candidate slots, or None where an exact scan over the matches is the better answer."""
+        """The ANN's candidate slots (``candidates`` None: every dense record), or None where an exact
+        scan over the matches is the better answer."""
         assert self._ann is not None and self.ann_settings is not None
         settings = self.ann_settings
-        matching = int(np.count_nonzero(candidates))
-        total = len(self._ann)
-        wanted = max(settings.min_candidates, settings.factor * k)
+        total = len(self._ann)  # every live dense record (synced under the write lock)
+        matching = total if candidates is None else int(np.count_nonzero(candidates))
+        wanted = self._ann.shortlist(k, settings)
         unfiltered = matching == total
         if not unfiltered and (matching <= settings.exact_matches or matching < settings.exact_fraction * total):
             return None  # selective filter: few matches, scanned exactly

@@ -14,6 +14,7 @@ from test_legacy_ann import check_queries, upsert
 from localrag.pinecone import Pinecone
 from localrag.pinecone import ann as ann_module
 from localrag.pinecone.ann import AnnSettings, DenseAnn
+from localrag.pinecone.space import Space
 
 DIM = 64
 SETTINGS = AnnSettings(threshold=500, min_candidates=100, factor=10, exact_matches=100, ivf_min=1000,
@@ -52,7 +53,7 @@ def test_clustered_vectors_get_a_calibrated_ivf(metric: str) -> None:
     ann = built(x, metric)
     assert ann.kind == "ivf" and ann.calibration is not None and ann.nprobe is not None
     assert ann.calibration.recall >= SETTINGS.ivf_recall
-    # the smallest power of two that reached it: every smaller one tried fell short
+    # the smallest step (1, 2, 3, 4, 6, 8, ...) that reached it: every smaller one tried fell short
     assert [p for p, _ in ann.calibration.tried][-1] == ann.nprobe
     assert all(r < SETTINGS.ivf_recall for _, r in ann.calibration.tried[:-1])
     assert ann.nprobe <= ann._pq.nlist * SETTINGS.ivf_max_fraction
@@ -94,6 +95,8 @@ def test_saved_nprobe_is_reloaded_without_calibrating(tmp_path: Path, monkeypatc
     loaded = reopened._local.index("kept")._spaces[""]._ann
     assert loaded is not None and loaded.kind == "ivf" and loaded.nprobe == nprobe
     assert loaded._pq.nprobe == nprobe
+    assert first.calibration is not None and loaded.calibration is not None
+    assert loaded.calibration.shortlist == first.calibration.shortlist > 0
     idx = reopened.Index("kept")
     queries = blobs(15, seed=8)
     assert check_queries(idx, data, metric, queries) >= 0.99
@@ -101,3 +104,53 @@ def test_saved_nprobe_is_reloaded_without_calibrating(tmp_path: Path, monkeypatc
     keep = {rid for rid, g in group.items() if g == 0}
     assert check_queries(idx, data, metric, queries, {"g": {"$eq": 0}}, keep) >= 0.99
     reopened.close()
+
+
+def test_calibration_trims_the_shortlist_and_recall_holds() -> None:
+    """Of the shortlists tried, the shortest holding the target is kept and the Space asks for it;
+    queries through the Space (exact re-score) still match brute force."""
+    settings = AnnSettings(threshold=500, min_candidates=400, factor=40, exact_matches=100, ivf_min=1000,
+                           ivf_max_fraction=0.25, ivf_shortlists=(25, 50, 100, 200))
+    x = blobs(6000, seed=11)
+    ann = DenseAnn(DIM, "cosine")
+    norms = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64))
+    ann.build(np.arange(len(x), dtype=np.int64), x, norms, settings)
+    assert ann.kind == "ivf" and ann.calibration is not None
+    short = ann.calibration.shortlist
+    assert short in settings.ivf_shortlists and ann.calibration.recall >= settings.ivf_recall
+    assert ann.shortlist(10, settings) == short < settings.min_candidates
+    assert ann.shortlist(100, settings) == max(short, 10 * short)  # scales with top_k as factor does
+    assert ann.shortlist(10, SETTINGS) == max(SETTINGS.min_candidates, 10 * SETTINGS.factor)  # no trim above it
+    space = Space(DIM, "cosine", settings)
+    for i, row in enumerate(x):
+        space.put(f"r{i}", row, None, None)
+    space.adopt_ann(ann)
+    keys = x / np.linalg.norm(x, axis=1, keepdims=True)
+    hits = []
+    for q in blobs(30, seed=12):
+        truth = set(np.argsort(-(keys @ (q / np.linalg.norm(q))), kind="stable")[:10].tolist())
+        got = [slot for slot, _ in space.search(10, space.mask(None), q, None)]
+        hits.append(len(truth & set(got)) / 10)
+    assert float(np.mean(hits)) >= 0.99
+
+
+def test_a_sample_rejects_random_data_before_the_full_ivf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random vectors fail the sample's IVF, so the full IVF is never trained or calibrated;
+    clustered ones pass it and get their calibrated IVF."""
+    settings = AnnSettings(threshold=500, min_candidates=100, factor=10, exact_matches=100, ivf_min=1000,
+                           ivf_max_fraction=0.25, ivf_sample=2000, ivf_sample_min=4000)
+    full_builds: list[int] = []
+    real = ann_module.calibrate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        full_builds.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ann_module, "calibrate", counted)
+    rng = np.random.default_rng(13)
+    for x, kind in ((rng.normal(size=(6000, DIM)).astype(np.float32), "scan"), (blobs(6000, seed=14), "ivf")):
+        ann = DenseAnn(DIM, "cosine")
+        norms = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64))
+        ann.build(np.arange(len(x), dtype=np.int64), x, norms, settings)
+        assert ann.kind == kind
+    assert full_builds == [1]  # only the clustered data reached the full IVF's calibration
