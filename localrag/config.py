@@ -152,6 +152,9 @@ class AnswerSettings:
     # min_answer_check (0: no check; off: on SQuAD it rejected right answers)
     min_relevance: float = 0.42
     min_answer_check: float = 0.0
+    # question words the corpus does not know are corrected to the most frequent corpus word one edit away
+    # before retrieval and the relevance bar (answer/spelling.py; adaptive path); the answer lists them
+    spelling: bool = True
 
 
 @dataclass(frozen=True, slots=True)

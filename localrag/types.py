@@ -269,3 +269,6 @@ class Answer:
     short: str = ""
     kind: str = ""
     parts: tuple[str, ...] = ()
+    # question words corrected against the corpus vocabulary before searching (answer/spelling.py): (as asked, as
+    # searched)
+    corrected: tuple[tuple[str, str], ...] = ()

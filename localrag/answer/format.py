@@ -45,6 +45,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "short": answer.short,
         "kind": answer.kind,
         "parts": list(answer.parts),
+        "corrected": [{"word": w, "corrected": c} for w, c in answer.corrected],
     }
 
 

@@ -7,8 +7,9 @@ The type picks the answer's shape and how much context it gets (answer/adaptive.
 - ``yesno``: the last sentence opens with an auxiliary verb ("Is ...?", "Did ...?"): the answer
   starts with "Yes" or "No";
 - ``multi``: two or more asked facts ("Who designed the bridge, and when did it open?", two
-  questions in one message) or a comparison ("Which is older, X or Y?"): each part is retrieved
-  and answered on its own, then composed;
+  questions in one message) or a comparison ("Which is older, X or Y?", "Which was founded first,
+  X or Y?"): each part is retrieved and answered on its own, then composed; a comparison's answer
+  names the option that wins (``Comparison``: the options, and whether the smaller or larger value wins);
 - ``open``: anything else (why, how does, explain ...): the general answer prompt.
 
 Rules only, no model: they run on every question, and a wrong ``open`` costs nothing over
@@ -49,11 +50,60 @@ _COMPARISON = re.compile(r"\b(?:compare|comparison|difference between|both|which
 _SENTENCE = re.compile(r"[^?]+\?|[^?]+$")
 
 
+# "Which was founded first, X or Y?": split by the rules into "When was X founded?" and "When was Y founded?"
+_FIRST = re.compile(r"^\s*(?P<wh>which|who)\s+(?:one\s+)?(?P<be>is|was|are|were)\s+(?P<verb>\w+)\s+"
+                    r"(?P<order>first|earlier|later|last|more\s+recently)\s*,?\s*(?P<x>[^?]+?)\s*,?\s+or\s+"
+                    r"(?P<y>[^?]+?)\s*\?\s*$", re.IGNORECASE)
+# "Which is older, X or Y?": the model writes the parts; the options and the direction are read here
+_BE = r"(?:is|was|are|were|has|had)"
+_ADJECTIVE = re.compile(rf"^\s*(?:which|who|what)(?:\s+(?!{_BE}\b)\w+)?\s+{_BE}\s+(?:the\s+)?(?P<adj>\w+)\s*,?\s*"
+                        r"(?P<x>[^?]+?)\s*,?\s+or\s+(?P<y>[^?]+?)\s*\?\s*$", re.IGNORECASE)
+# the answer the comparison wants: the smaller value ("min": older, first, smaller ...) or the larger ("max")
+_SMALLEST = {"first", "earlier", "earliest", "older", "oldest", "smaller", "smallest", "shorter", "shortest",
+             "lower", "lowest", "fewer", "less", "lighter", "cheaper"}
+_LARGEST = {"last", "later", "latest", "more recently", "newer", "newest", "younger", "youngest", "larger",
+            "largest", "bigger", "biggest", "longer", "longest", "taller", "tallest", "higher", "highest", "more",
+            "heavier", "greater", "wider", "deeper"}
+# adjectives that compare dates: the parts' answers are read as years
+_DATES = {"first", "earlier", "earliest", "older", "oldest", "last", "later", "latest", "more recently", "newer",
+          "newest", "younger", "youngest"}
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """A question choosing between two options by a value each part's answer gives."""
+
+    options: tuple[str, str]  # as the question names them
+    direction: Literal["min", "max"]  # the option with the smaller or the larger value wins
+    dates: bool  # the values are dates (compare years)
+    # younger/older: the later/earlier birth date wins; for dates "min" is the earlier one
+
+
 @dataclass(frozen=True, slots=True)
 class QuestionPlan:
     kind: QuestionKind
     parts: tuple[str, ...]  # the questions to answer: the question itself, or its parts (multi)
     needs_model: bool = False  # a comparison the rules could not split: ask the model for the parts
+    comparison: Comparison | None = None  # the parts' answers are composed into the option that wins
+
+
+def comparison_of(question: str) -> tuple[Comparison, tuple[str, ...]] | None:
+    """The comparison ``question`` asks, and its parts when the rules can write them (else ``()``)."""
+    first = _FIRST.match(question)
+    if first is not None:
+        order = " ".join(first.group("order").lower().split())
+        x, y = first.group("x"), first.group("y")
+        verb, be = first.group("verb"), "were" if first.group("be").lower() in ("are", "were") else "was"
+        comparison = Comparison((x, y), "min" if order in _SMALLEST else "max", True)
+        return comparison, (f"When {be} {x} {verb}?", f"When {be} {y} {verb}?")
+    adjective = _ADJECTIVE.match(question)
+    if adjective is not None:
+        adj = adjective.group("adj").lower()
+        if adj in _SMALLEST or adj in _LARGEST:
+            # "older" wants the earlier date: the smaller year
+            direction: Literal["min", "max"] = "min" if adj in _SMALLEST else "max"
+            return Comparison((adjective.group("x"), adjective.group("y")), direction, adj in _DATES), ()
+    return None
 
 
 def _question(text: str) -> str:
@@ -97,6 +147,10 @@ def plan(question: str, max_parts: int = 3) -> QuestionPlan:
     if len(parts) >= 2:
         return QuestionPlan("multi", parts)
     kind = kind_of(question)
+    compared = comparison_of(question)
+    if compared is not None and compared[1]:
+        return QuestionPlan("multi", compared[1], comparison=compared[0])
     if _COMPARISON.search(question) and kind != "open":
-        return QuestionPlan("multi", (question,), needs_model=True)
+        return QuestionPlan("multi", (question,), needs_model=True,
+                            comparison=compared[0] if compared is not None else None)
     return QuestionPlan(kind, (question,))

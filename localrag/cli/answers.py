@@ -71,6 +71,8 @@ def print_answer(items: Iterator[Any], args: argparse.Namespace) -> Any:
     print()
     if answer.standalone_question:
         print(f"(searched for: {answer.standalone_question})")
+    if answer.corrected:
+        print("(spelling corrected: " + ", ".join(f"{w} -> {c}" for w, c in answer.corrected) + ")")
     flags = format_claims(answer)
     if flags:
         print(flags)
