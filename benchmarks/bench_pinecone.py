@@ -189,6 +189,7 @@ def bench_legacy(n: int, queries: int, workdir: Path, metric: str = "cosine") ->
                 ann = local._spaces[""]._ann
                 out["ann_kind"], out["ann_nprobe"] = ann.kind, ann.nprobe
                 out["ann_calibrated_recall_at_10"] = round(ann.calibration.recall, 4) if ann.calibration else None
+                out["ann_shortlist_top10"] = ann.shortlist(10, settings)
             found[mode] = {}
             for label, flt in (("query", None), ("query_filtered", FILTER)):
                 ids, timing = _timed_queries(pc, probes, flt)

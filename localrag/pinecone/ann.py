@@ -7,8 +7,11 @@ vectors. On the benchmark's random 384-d vectors (no clusters) this is the only 
 kept recall@10 at 0.99: IVF1024 over the same codes found 12% / 34% / 54% of the true top 10 at
 nprobe 32 / 128 / 256 of 1M, and HNSW found 17% at efSearch 128 (200k, 185 s to build). Real
 embeddings cluster, so past ``AnnSettings.ivf_min`` records a build first tries an IVF over the same
-codes and keeps it only if a calibrated nprobe holds recall@10 (``ann_ivf``); otherwise the full
-scan. Measured options and figures: docs/DESIGN.md "Pinecone legacy queries and index descriptions".
+codes and keeps it only if a calibrated nprobe holds recall@10 (``ann_ivf``), with the shortest
+shortlist that still holds it; otherwise the full scan. From ``ivf_sample_min`` records a small IVF
+over a sample decides first whether the full one is worth building, and an IVF grown by a fifth
+measures them again. Measured options and figures: docs/DESIGN.md "Pinecone legacy queries and index
+descriptions".
 
 Cosine and dotproduct are inner products over ``x / |x|`` (a zero vector stays zero and scores 0,
 as in the exact path) and ``x``; euclidean is FAISS's own L2 over ``x``. (Euclidean as an inner
@@ -23,7 +26,7 @@ Positions in the FAISS index are append-only; a rewritten or deleted record leav
 (skipped when read) and the caller rebuilds (``needs_rebuild``) when a quarter is dead or the index
 has doubled since its codebooks were trained. ``save``/``load`` persist it beside the SQLite store,
 stamped with the store's write generation: a file from another generation is never used. The file
-keeps an IVF's calibrated nprobe, so a load never measures it again.
+keeps an IVF's calibrated nprobe and shortlist, so a load never measures them again.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ _BUILD_CHUNK = 65_536
 _LEVELS = 16  # 4-bit codes; k-means needs at least this many training rows
 _OUTLIER_RATIO_SQ = 64.0**2  # a key 64x longer than the median one is kept out of the codes
 _MAX_DEAD_FRACTION = 0.25
+# an IVF grown by a fifth since its calibration measures nprobe and shortlist again (seconds, no
+# retraining): a shortlist measured at 640k is short for 1M (the same share of lists holds more
+# close records), and writes only rebuild at twice the trained size
+_RECALIBRATE_GROWTH = 1.2
 _IVF_TRAIN_PER_LIST = 32  # k-means rows per list (faiss warns under 39; 32 at 1M: 32k rows, seconds)
 _PAIR_MIN_WIDTH = 128  # fewer dimensions carry too few bits when paired (16-d: 32 bits a record)
 
@@ -121,6 +128,7 @@ class DenseAnn:
         self._pq: Any = None
         self._limit_sq = _F32_MAX  # keys longer than this (squared) are outliers
         self._trained_at = 0
+        self._calibrated_at = 0
         self._slot_of_pos = np.zeros(0, dtype=np.int64)  # -1: a dead position
         self._pos_of_slot = np.zeros(0, dtype=np.int64)  # -1: not in the codes
         self._outliers: set[int] = set()
@@ -201,7 +209,7 @@ class DenseAnn:
                 log.info("pinecone ANN IVF%d over %d records: recall@10 by nprobe %s", lists, len(slots), found.tried)
                 if found.nprobe is not None:
                     self._pq.nprobe = found.nprobe  # the index's own default; queries pass theirs too
-                    self.calibration = found
+                    self.calibration, self._calibrated_at = found, len(self)
                     return
                 log.info("no nprobe up to %d reached recall@10 %.3f: full scan kept",
                          int(lists * settings.ivf_max_fraction), settings.ivf_recall)
@@ -288,6 +296,28 @@ class DenseAnn:
             keys = self._keys(rows[present], norms_sq[present])
             self._add(slots[present], keys, self._lengths_sq(keys))
 
+    def needs_calibration(self) -> bool:
+        """An IVF grown by a fifth since its nprobe and shortlist were measured."""
+        return self.calibration is not None and len(self) > _RECALIBRATE_GROWTH * self._calibrated_at
+
+    def recalibrate(self, slots: NDArray[np.int64], dense: NDArray[np.float32], norms_sq: NDArray[np.float64],
+                    settings: AnnSettings) -> bool:
+        """Measure an IVF's nprobe and shortlist again over the records now coded (``slots``: every dense
+        slot); False when none holds the target any more (the caller then rebuilds)."""
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            found = self._calibrate(slots[slots < len(self._pos_of_slot)], dense, norms_sq, settings)
+        finally:
+            faiss.omp_set_num_threads(threads)
+        log.info("pinecone ANN IVF recalibrated over %d records: recall@10 by nprobe %s", len(self), found.tried)
+        self._calibrated_at = len(self)
+        if found.nprobe is None:
+            return False
+        self._pq.nprobe = found.nprobe
+        self.calibration = found
+        return True
+
     def needs_rebuild(self) -> bool:
         """A quarter of the positions dead, the index doubled since training, or many outliers."""
         total = int(self._pq.ntotal)
@@ -331,7 +361,8 @@ class DenseAnn:
         slots = np.concatenate([self._slot_of_pos[live], np.fromiter(self._outliers, dtype=np.int64)])
         names = [ids[s] or "" for s in slots.tolist()]
         header = [_FORMAT, generation, self.dimension, _METRIC_CODES[self.metric], self._trained_at, len(live),
-                  self.nprobe or 0, self.calibration.shortlist if self.calibration is not None else 0]
+                  self.nprobe or 0, self.calibration.shortlist if self.calibration is not None else 0,
+                  self._calibrated_at]
         recall = self.calibration.recall if self.calibration is not None else 0.0
         save_arrays(path, header=np.asarray(header, dtype=np.int64), limit=np.asarray([self._limit_sq, recall]),
                     index=faiss.serialize_index(self._pq), positions=live.astype(np.int64),
@@ -360,6 +391,7 @@ class DenseAnn:
             if int(header[6]):  # an IVF: its calibrated nprobe, never measured again on load
                 ann._pq.nprobe = int(header[6])
                 ann.calibration = Calibration(int(header[6]), float(arrays["limit"][1]), (), int(header[7]))
+                ann._calibrated_at = int(header[8])
         except FileNotFoundError:
             return None
         except (CorruptIndexError, KeyError, IndexError, ValueError, RuntimeError) as e:

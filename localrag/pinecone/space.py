@@ -159,6 +159,9 @@ class Space:
                 self._ann.update(slots, present, self._dense[slots], self._norms[slots])
                 if self._ann.needs_rebuild():
                     self._ann = self._build_ann()
+                elif self._ann.needs_calibration() and not self._ann.recalibrate(
+                        np.flatnonzero(self._has_dense), self._dense, self._norms, settings):
+                    self._ann = self._build_ann()  # no nprobe holds the recall now: IVF again, or the scan
             except Exception:
                 # The write is committed and in memory already: never fail it for a derived index.
                 # Without the ANN, queries are exact; the next write batch builds it again.

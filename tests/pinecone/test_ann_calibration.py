@@ -97,6 +97,7 @@ def test_saved_nprobe_is_reloaded_without_calibrating(tmp_path: Path, monkeypatc
     assert loaded._pq.nprobe == nprobe
     assert first.calibration is not None and loaded.calibration is not None
     assert loaded.calibration.shortlist == first.calibration.shortlist > 0
+    assert loaded._calibrated_at == first._calibrated_at > 0
     idx = reopened.Index("kept")
     queries = blobs(15, seed=8)
     assert check_queries(idx, data, metric, queries) >= 0.99
@@ -154,3 +155,25 @@ def test_a_sample_rejects_random_data_before_the_full_ivf(monkeypatch: pytest.Mo
         ann.build(np.arange(len(x), dtype=np.int64), x, norms, settings)
         assert ann.kind == kind
     assert full_builds == [1]  # only the clustered data reached the full IVF's calibration
+
+
+def test_a_grown_ivf_is_recalibrated_in_place() -> None:
+    """Writes that grow an IVF by a fifth (short of the doubling that rebuilds it) measure its nprobe
+    and shortlist again over every record, without retraining; queries keep their recall."""
+    x = blobs(4000, seed=15)
+    space = Space(DIM, "cosine", SETTINGS)
+    for i in range(3000):
+        space.put(f"r{i}", x[i], None, None)
+    space.sync_ann()
+    ann = space._ann
+    assert ann is not None and ann.kind == "ivf" and ann._calibrated_at == 3000 and not ann.needs_calibration()
+    for i in range(3000, 3500):  # +17%: nothing measured yet
+        space.put(f"r{i}", x[i], None, None)
+    space.sync_ann()
+    assert space._ann is ann and ann._calibrated_at == 3000
+    for i in range(3500, 4000):  # +33%: measured again, the same index kept
+        space.put(f"r{i}", x[i], None, None)
+    space.sync_ann()
+    assert space._ann is ann and ann.kind == "ivf" and ann._calibrated_at == 4000 and ann._trained_at == 3000
+    assert ann.calibration is not None and ann.calibration.recall >= SETTINGS.ivf_recall
+    assert shortlist_recall(ann, x, blobs(30, seed=16), "cosine") >= 0.99
