@@ -54,16 +54,22 @@ _SENTENCE = re.compile(r"[^?]+\?|[^?]+$")
 _FIRST = re.compile(r"^\s*(?P<wh>which|who)\s+(?:one\s+)?(?P<be>is|was|are|were)\s+(?P<verb>\w+)\s+"
                     r"(?P<order>first|earlier|later|last|more\s+recently)\s*,?\s*(?P<x>[^?]+?)\s*,?\s+or\s+"
                     r"(?P<y>[^?]+?)\s*\?\s*$", re.IGNORECASE)
-# "Which is older, X or Y?": the model writes the parts; the options and the direction are read here
+# "Which is older, X or Y?": "When was X founded?" ...; "Which river is longer, X or Y?": "How long is X?" ...
 _BE = r"(?:is|was|are|were|has|had)"
-_ADJECTIVE = re.compile(rf"^\s*(?:which|who|what)(?:\s+(?!{_BE}\b)\w+)?\s+{_BE}\s+(?:the\s+)?(?P<adj>\w+)\s*,?\s*"
-                        r"(?P<x>[^?]+?)\s*,?\s+or\s+(?P<y>[^?]+?)\s*\?\s*$", re.IGNORECASE)
+_ADJECTIVE = re.compile(rf"^\s*(?P<wh>which|who|what)(?:\s+(?!{_BE}\b)\w+)?\s+{_BE}\s+(?:the\s+)?(?P<adj>\w+)"
+                        # a noun after the adjective ("more votes") only before a comma
+                        r"(?:(?:\s+[^,?]+?)?\s*,\s*|\s+)(?P<x>[^?]+?)\s*,?\s+or\s+(?P<y>[^?]+?)\s*\?\s*$",
+                        re.IGNORECASE)
 # the answer the comparison wants: the smaller value ("min": older, first, smaller ...) or the larger ("max")
 _SMALLEST = {"first", "earlier", "earliest", "older", "oldest", "smaller", "smallest", "shorter", "shortest",
              "lower", "lowest", "fewer", "less", "lighter", "cheaper"}
 _LARGEST = {"last", "later", "latest", "more recently", "newer", "newest", "younger", "youngest", "larger",
             "largest", "bigger", "biggest", "longer", "longest", "taller", "tallest", "higher", "highest", "more",
             "heavier", "greater", "wider", "deeper"}
+_HOW = {"larger": "large", "largest": "large", "bigger": "big", "biggest": "big", "smaller": "small",
+        "smallest": "small", "longer": "long", "longest": "long", "shorter": "short", "shortest": "short",
+        "taller": "tall", "tallest": "tall", "higher": "high", "highest": "high", "lower": "low", "lowest": "low",
+        "heavier": "heavy", "lighter": "light", "wider": "wide", "deeper": "deep"}
 # adjectives that compare dates: the parts' answers are read as years
 _DATES = {"first", "earlier", "earliest", "older", "oldest", "last", "later", "latest", "more recently", "newer",
           "newest", "younger", "youngest"}
@@ -102,7 +108,16 @@ def comparison_of(question: str) -> tuple[Comparison, tuple[str, ...]] | None:
         if adj in _SMALLEST or adj in _LARGEST:
             # "older" wants the earlier date: the smaller year
             direction: Literal["min", "max"] = "min" if adj in _SMALLEST else "max"
-            return Comparison((adjective.group("x"), adjective.group("y")), direction, adj in _DATES), ()
+            x, y = adjective.group("x"), adjective.group("y")
+            comparison = Comparison((x, y), direction, adj in _DATES)
+            # parts by rule where the adjective says what to ask (the 0.5B model's split often gave one part);
+            # "more"/"fewer" and the like need the model
+            if adj in _DATES:
+                verb = "born" if adjective.group("wh").lower() == "who" else "founded"
+                return comparison, (f"When was {x} {verb}?", f"When was {y} {verb}?")
+            if adj in _HOW:
+                return comparison, (f"How {_HOW[adj]} is {x}?", f"How {_HOW[adj]} is {y}?")
+            return comparison, ()
     return None
 
 

@@ -15,12 +15,18 @@ def test_a_which_first_question_is_split_by_the_rules_into_one_part_per_option()
     assert plan("Who was born last, Tesla or Edison?").comparison == Comparison(("Tesla", "Edison"), "max", True)
 
 
-def test_an_adjective_comparison_keeps_the_model_split_and_knows_its_options() -> None:
+def test_an_adjective_comparison_is_split_by_what_the_adjective_asks() -> None:
     planned = plan("Which river is longer, the Rhine or the Danube?")
-    assert planned.needs_model and planned.parts == ("Which river is longer, the Rhine or the Danube?",)
+    assert not planned.needs_model and planned.parts == ("How long is the Rhine?", "How long is the Danube?")
     assert planned.comparison == Comparison(("the Rhine", "the Danube"), "max", False)
     assert comparison_of("Which is older, the bridge or the tunnel?") == (
-        Comparison(("the bridge", "the tunnel"), "min", True), ())
+        Comparison(("the bridge", "the tunnel"), "min", True),
+        ("When was the bridge founded?", "When was the tunnel founded?"))
+    assert comparison_of("Who is younger, Tesla or Edison?") == (
+        Comparison(("Tesla", "Edison"), "max", True), ("When was Tesla born?", "When was Edison born?"))
+    # "fewer" says which wins but not what to ask: the model writes the parts, the winner is still read
+    assert comparison_of("Which has fewer members, the club or the team?") == (
+        Comparison(("the club", "the team"), "min", False), ())
     assert comparison_of("Who designed the bridge?") is None
 
 

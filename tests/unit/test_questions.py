@@ -45,9 +45,10 @@ def test_one_asked_fact_is_not_split() -> None:
 
 
 def test_a_comparison_the_rules_cannot_split_asks_the_model() -> None:
-    planned = plan("Which is older, the bridge or the tunnel?")
+    planned = plan("Which had more votes, the bridge or the tunnel?")
     assert planned.kind == "multi" and planned.needs_model and planned.parts == (
-        "Which is older, the bridge or the tunnel?",)
+        "Which had more votes, the bridge or the tunnel?",)
+    assert planned.comparison is not None and planned.comparison.options == ("the bridge", "the tunnel")
 
 
 def test_parts_are_capped() -> None:
