@@ -95,7 +95,7 @@ class SpellingCorrector:
             return None
         ranked = sorted(((df, c) for df, c in zip(dfs, candidates, strict=True) if df >= self.min_df),
                         key=lambda pair: -pair[0])  # stable: ties keep the edits' fixed order
-        best = next((c for _, c in ranked if self.is_word(c) or (c.endswith("s") and self.is_word(c[:-1]))), None)
+        best = next((c for _, c in ranked if self.is_word(c)), None)
         if best is None:
             return None
         return best[0].upper() + best[1:] if word[0].isupper() else best
