@@ -11,7 +11,14 @@ All drawn with fixed seeds, so every run (and every system) sees the same questi
   ("Who designed the bridge, and in what year did the ferry stop?"); gold: both answers, and both
   paragraphs as evidence (each hop needs its own passage);
 - ``yesno``: a question followed by a candidate answer ("... ? Is it 1937?"): half the candidates are
-  the gold answer ("yes"), half another answer of the same article of the same kind, number or not ("no").
+  the gold answer ("yes"), half another answer of the same article of the same kind, number or not ("no");
+- ``comparison``: two "When was X founded/built/born?" questions of different articles whose answers are
+  different years, asked as one ("Which was founded first, X or Y?"); gold: the earlier one's name, and
+  both paragraphs as evidence.
+
+A dev split, disjoint from all of the above, for choosing thresholds (``dev_sets``; never reported as a
+result): ``dev_held_out`` more articles left out of the corpus (their questions: ``dev_unanswerable``) and
+SQuAD questions of the corpus outside the seed-13 sample of 200 and outside every set (``dev_answerable``).
 """
 
 from __future__ import annotations
@@ -47,9 +54,16 @@ def _simple(question: str) -> bool:
         and " and " not in question and "," not in question
 
 
+_FOUNDED = re.compile(r"^(?:when|in what year|what year) (?:was|were) (?P<x>.+?) (?P<verb>founded|built|established|"
+                      r"created|formed|completed|opened|born)\s*\?$", re.IGNORECASE)
+
+
 def build_sets(data: Path, *, squad: int = 30, unanswerable: int = 20, multihop: int = 20, yesno: int = 20,
-               held_out: int = 5, seed: int = 13) -> tuple[list[Document], dict[str, list[dict[str, Any]]]]:
-    """The corpus (held-out articles left out) and the question sets."""
+               comparison: int = 0, held_out: int = 5, dev_held_out: int = 5, dev: int = 0,
+               seed: int = 13) -> tuple[list[Document], dict[str, list[dict[str, Any]]]]:
+    """The corpus (held-out articles left out) and the question sets; with ``dev`` > 0 also the dev split's
+    sets (``dev_answerable``: ``dev`` questions, ``dev_unanswerable``: ``dev`` // 2), which the caller keeps
+    apart from the reported sets."""
     rows = _read_jsonl(data / "corpus.jsonl")
     title = {row["_id"]: row.get("title", "") for row in rows}
     queries = {row["_id"]: row["text"] for row in _read_jsonl(data / "queries.jsonl")}
@@ -61,8 +75,11 @@ def build_sets(data: Path, *, squad: int = 30, unanswerable: int = 20, multihop:
     rng = random.Random(seed + 1)
     articles = sorted({item["article"] for item in items})
     held = set(rng.sample(sorted(set(articles) - used_articles), held_out))
+    # the dev split's out-of-corpus articles: their own generator, so the reported sets stay as they were drawn
+    dev_rng = random.Random(seed + 2)
+    dev_held = set(dev_rng.sample(sorted(set(articles) - used_articles - held), dev_held_out))
     corpus = [Document(row["_id"], row["text"], title=row.get("title", "")) for row in rows if title[row["_id"]]
-              not in held]
+              not in held | dev_held]
     squad_set = [{**item, "set": "squad"} for item in sample[:squad] if item["article"] not in held]
     taken = {item["id"] for item in sample}
 
@@ -71,7 +88,7 @@ def build_sets(data: Path, *, squad: int = 30, unanswerable: int = 20, multihop:
 
     by_article: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for item in items:
-        if item["article"] not in held and item["id"] not in taken and _simple(item["question"]) \
+        if item["article"] not in held | dev_held and item["id"] not in taken and _simple(item["question"]) \
                 and _short(item["answers"], 5):
             by_article[item["article"]].append(item)
     kept = sorted(by_article)
@@ -114,5 +131,50 @@ def build_sets(data: Path, *, squad: int = 30, unanswerable: int = 20, multihop:
         question = question if question.endswith("?") else question + "?"
         yesno_set.append({**item, "set": "yesno", "question": f"{question} Is it {candidate.strip().rstrip('.')}?",
                           "answers": [label], "candidate": candidate})
-    return corpus, {"squad": squad_set, "multihop": multihop_set, "yesno": yesno_set,
-                    "unanswerable": unanswerable_set}
+    sets = {"squad": squad_set, "multihop": multihop_set, "yesno": yesno_set, "unanswerable": unanswerable_set}
+    if comparison:
+        sets["comparison"] = _comparisons(items, held | dev_held, taken, comparison, random.Random(seed + 3))
+    if dev:
+        answerable = [item for item in items if item["article"] not in held | dev_held and item["id"] not in taken]
+        sets["dev_answerable"] = [{**item, "set": "dev_answerable"} for item in dev_rng.sample(answerable, dev)]
+        pool = [item for item in items if item["article"] in dev_held]
+        sets["dev_unanswerable"] = [{**item, "set": "dev_unanswerable", "answers": []}
+                                    for item in dev_rng.sample(pool, dev // 2)]
+    return corpus, sets
+
+
+def _comparisons(items: list[dict[str, Any]], held: set[str], taken: set[str], n: int,
+                 rng: random.Random) -> list[dict[str, Any]]:
+    """"Which was founded first, X or Y?" from two dated questions of different articles (``taken`` grows)."""
+    dated = []
+    for item in items:
+        match = _FOUNDED.match(item["question"].strip())
+        year = item["answers"][0].strip()
+        subject = match.group("x") if match else ""
+        # a named subject ("the University of Warsaw"), not "the school" or "he"
+        if match and re.fullmatch(r"\d{4}", year) and item["article"] not in held and item["id"] not in taken \
+                and any(w[:1].isupper() for w in subject.split()) and "'" not in subject and " which " not in subject:
+            dated.append({**item, "subject": subject, "verb": match.group("verb").lower(), "year": int(year)})
+    rng.shuffle(dated)
+    out: list[dict[str, Any]] = []
+    used: set[str] = set()
+    for first in dated:
+        if len(out) >= n:
+            break
+        for second in dated:
+            if first["id"] in used or second["id"] in used or first["article"] == second["article"] \
+                    or first["year"] == second["year"] or (first["verb"] == "born") != (second["verb"] == "born") \
+                    or normalize_answer(first["subject"]) == normalize_answer(second["subject"]):
+                continue
+            used |= {first["id"], second["id"]}
+            taken |= {first["id"], second["id"]}
+            born = first["verb"] == "born"
+            verb = "born" if born else (first["verb"] if first["verb"] == second["verb"] else "founded")
+            lead = "Who was" if born else "Which was"
+            winner = min((first, second), key=lambda item: item["year"])
+            out.append({"id": f"{first['id']}<>{second['id']}", "set": "comparison",
+                        "question": f"{lead} {verb} first, {first['subject']} or {second['subject']}?",
+                        "hops": [first, second], "answers": [winner["subject"]],
+                        "paragraphs": [first["paragraph"], second["paragraph"]]})
+            break
+    return out

@@ -1,4 +1,4 @@
-"""The answer-quality suite of bench_answers.py: four question sets (answer_sets.py), three systems.
+"""The answer-quality suite of bench_answers.py: five question sets (answer_sets.py), three systems.
 
 Systems, all on the same model, corpus and questions:
 
@@ -15,8 +15,10 @@ Scores (SQuAD normalisation, answer/eval helpers):
   of hops whose gold answer appears in the text; ``citation_recall_both``: share of questions citing
   both hops' paragraphs;
 - yesno: ``accuracy``: the first word is the gold "yes"/"no"; ``starts_yes_no``: it is "yes" or "no";
-- unanswerable: abstention recall on that set; precision over the abstentions on it and on the
-  answerable squad set;
+- comparison: gold is the winner's name ("Which was founded first, X or Y?"), scored like factoid;
+  ``hops_found`` and ``citation_recall_both`` as for multihop;
+- unanswerable: abstention recall on that set; precision over the abstentions on it and on every
+  answerable set (squad, multihop, yesno, comparison), false abstentions counted per set;
 - latency per question (ms), and for ``default`` the stage timings (relevance, grounding check,
   decomposition).
 
@@ -99,6 +101,14 @@ def score(item: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
                                              for h in item["hops"])
         row["citation_recall_both"] = float(all(p in out["cited"] for p in item["paragraphs"]))
         row["citation_recall_hops"] = statistics.fmean(p in out["cited"] for p in item["paragraphs"])
+    elif item["set"] == "comparison":
+        row["em"], row["f1"] = _best(lead, item["answers"])
+        row["f1_text"] = _best(text, item["answers"])[1]
+        norm = normalize_answer(text)
+        row["hops_found"] = statistics.fmean(any(normalize_answer(g) in norm for g in h["answers"])
+                                             for h in item["hops"])
+        row["citation_recall_both"] = float(all(p in out["cited"] for p in item["paragraphs"]))
+        row["citation_recall_hops"] = statistics.fmean(p in out["cited"] for p in item["paragraphs"])
     elif item["set"] == "yesno":
         first = normalize_answer(text).split()[:1]
         row["starts_yes_no"] = float(bool(first) and first[0] in ("yes", "no"))
@@ -161,17 +171,25 @@ def run_suite(rag: LocalRAG, sets: dict[str, list[dict[str, Any]]], systems: dic
     return {"summary": summary, "rows": rows}
 
 
+ANSWERABLE = ("squad", "multihop", "yesno", "comparison")
+
+
 def abstention(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Abstention recall on the unanswerable set; precision over the abstentions on it and on every answerable
+    set (a false abstention is one on a question the corpus answers), with the false abstentions per set."""
     out: dict[str, Any] = {}
     for system in sorted({r["system"] for r in rows if r["set"] == "unanswerable"}):
         unanswerable = [r for r in rows if r["system"] == system and r["set"] == "unanswerable"]
-        answerable = [r for r in rows if r["system"] == system and r["set"] == "squad"]
+        answerable = [r for r in rows if r["system"] == system and r["set"] in ANSWERABLE]
         abstained = sum(r["abstained"] for r in unanswerable)
         wrong = sum(r["abstained"] for r in answerable)
+        per_set = {name: {"questions": sum(r["set"] == name for r in answerable),
+                          "false_abstentions": sum(r["abstained"] for r in answerable if r["set"] == name)}
+                   for name in ANSWERABLE if any(r["set"] == name for r in answerable)}
         out[system] = {"unanswerable": len(unanswerable), "answerable": len(answerable),
                        "recall": round(abstained / len(unanswerable), 4) if unanswerable else None,
                        "precision": round(abstained / (abstained + wrong), 4) if abstained + wrong else None,
-                       "false_abstentions": wrong}
+                       "false_abstentions": wrong, "per_set": per_set}
     return out
 
 

@@ -18,11 +18,15 @@ Reported (JSON, default benchmarks/results/answers.json; never asserted in tests
 
 Usage: python benchmarks/bench_answers.py --suite squad200 [--questions 200] [--threads 1] [--model NAME|PATH]
 
+``--template default-path`` asks with the packaged settings and no flags (the adaptive path), scoring the
+answer's lead (``Answer.short``); ``--dev N`` asks N other SQuAD questions instead of the sample (for
+looking at failures without tuning on the reported 200).
+
 ``--suite sets`` (the default) runs the answer-quality suite instead (answer_sets.py, answer_suite.py):
-factoid (SQuAD), two-hop, yes/no and unanswerable sets, the default path against today's general path
-and a naive same-model baseline, with the latency the adaptive path's stages add; the SQuAD questions are
-the first of the seed-13 sample above, compared with the short-settings run on the same questions
-(results/answers_squad200_short.json: 200 questions, F1 0.525).
+factoid (SQuAD), two-hop, yes/no, comparison and unanswerable (``--unanswerable``, 40) sets, the default
+path against today's general path and a naive same-model baseline, with the latency the adaptive path's
+stages add; the SQuAD questions are the first of the seed-13 sample above, compared with the
+short-settings run on the same questions (results/answers_squad200_short.json: 200 questions, F1 0.525).
 
     python benchmarks/bench_answers.py --threads 2 --data /tmp/bench-answers-sets
 """
@@ -79,7 +83,8 @@ def load_squad() -> tuple[list[Document], list[dict[str, Any]]]:
 
 # -- measurement -------------------------------------------------------------------------------
 def score(answer: Answer, item: dict[str, Any], chunk_text: dict[int, str]) -> dict[str, Any]:
-    prediction = "" if answer.abstained else strip_markers(answer.text)
+    text = "" if answer.abstained else strip_markers(answer.text)
+    prediction = answer.short or text if not answer.abstained else ""  # the adaptive path's lead, where it has one
     golds = item["answers"]
     normalized_golds = [normalize_answer(g) for g in golds]
     good = 0
@@ -94,6 +99,8 @@ def score(answer: Answer, item: dict[str, Any], chunk_text: dict[int, str]) -> d
         "id": item["id"], "question": item["question"], "answer": answer.text, "golds": golds,
         "generated": answer.generated_text,
         "em": max(exact_match(prediction, g) for g in golds), "f1": max(f1_score(prediction, g) for g in golds),
+        "f1_text": max(f1_score(text, g) for g in golds), "short": answer.short, "kind": answer.kind,
+        "corrected": [list(c) for c in answer.corrected],
         "abstained": answer.abstained, "confidence": answer.confidence,
         "citations": len(answer.citations), "good_citations": good,
         "invalid_citations": len(answer.invalid_citations),
@@ -173,11 +180,12 @@ def run_sets(args: argparse.Namespace) -> None:
         generate["model"] = args.model
     settings = load_settings(env={}).with_overrides({"generate": generate})
     corpus, sets = build_sets(DATA, squad=args.questions if args.questions != 200 else 30,
-                              unanswerable=args.set_size, multihop=args.set_size, yesno=args.set_size)
+                              unanswerable=args.unanswerable, multihop=args.set_size, yesno=args.set_size,
+                              comparison=args.comparison)
     sets = {name: items[: args.limit or None] for name, items in sets.items()
             if not args.only or name in args.only.split(",")}
     systems = {"squad": ["default", "naive"], "multihop": ["default", "today", "naive"],
-               "yesno": ["default", "naive"], "unanswerable": ["default"]}
+               "yesno": ["default", "naive"], "unanswerable": ["default"], "comparison": ["default", "naive"]}
     if args.systems:
         systems = {name: [s for s in wanted if s in args.systems.split(",")] for name, wanted in systems.items()}
     workdir = tempfile.TemporaryDirectory(prefix="bench-answers-")
@@ -215,6 +223,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=["sets", "squad200"], default="sets")
     parser.add_argument("--set-size", type=int, default=16, help="questions per constructed set (--suite sets)")
+    parser.add_argument("--unanswerable", type=int, default=40, help="unanswerable questions (--suite sets)")
+    parser.add_argument("--comparison", type=int, default=8, help="comparison questions (--suite sets)")
     parser.add_argument("--only", default="", help="comma-separated sets to run (--suite sets)")
     parser.add_argument("--systems", default="", help="comma-separated: default, today, naive (--suite sets)")
     parser.add_argument("--limit", type=int, default=0, help="first questions of each set only (--suite sets)")
@@ -227,7 +237,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--context-tokens", type=int, default=1024)
-    parser.add_argument("--template", choices=["short", "default"], default="short")
+    parser.add_argument("--template", choices=["short", "default", "default-path"], default="short",
+                        help="default-path: the packaged settings, no answer flags (k, max_words ... ignored); "
+                        "F1 of the answer's lead (Answer.short), f1_text of the whole text")
+    parser.add_argument("--dev", type=int, default=0, help="this many other questions instead of the sample")
     parser.add_argument("--max-words", type=int, default=0, help="answer.max_words: condense longer answers")
     parser.add_argument("--min-confidence", type=float, default=0.0, help="answer.min_confidence")
     parser.add_argument("--rerank", default=None, help="rerank the candidates with this rerank.model "
@@ -243,7 +256,10 @@ def main() -> None:
         run_sets(args)
         return
 
-    generate: dict[str, Any] = {"threads": args.threads, "max_tokens": args.max_tokens, "providers": "llamacpp"}
+    default_path = args.template == "default-path"
+    generate: dict[str, Any] = {"threads": args.threads, "providers": "llamacpp"}
+    if not default_path:
+        generate["max_tokens"] = args.max_tokens
     if args.model:
         generate["model"] = args.model
     answer_settings: dict[str, Any] = {"k": args.k, "context_tokens": args.context_tokens,
@@ -257,10 +273,14 @@ def main() -> None:
     if args.alpha is not None:
         search["alpha"] = args.alpha
     rerank: dict[str, Any] = {"enabled": True, "model": args.rerank} if args.rerank else {"enabled": False}
-    settings = load_settings(env={}).with_overrides({"generate": generate, "answer": answer_settings,
-                                                     "search": search, "rerank": rerank})
+    overrides: dict[str, Any] = {"generate": generate, "answer": answer_settings, "search": search, "rerank": rerank}
+    # the default path: the packaged settings as they are (no answer, search or rerank flags), asked with no k
+    settings = load_settings(env={}).with_overrides({"generate": generate} if default_path else overrides)
     corpus, items = load_squad()
     sample = random.Random(args.seed).sample(items, args.questions)
+    if args.dev:  # other SQuAD questions than the seed's sample of 200, for looking at failures
+        reported = {item["id"] for item in random.Random(args.seed).sample(items, 200)}
+        sample = random.Random(args.seed + 1000).sample([i for i in items if i["id"] not in reported], args.dev)
 
     workdir = tempfile.TemporaryDirectory(prefix="bench-answers-")
     data_dir = args.data or Path(workdir.name) / "data"
@@ -276,7 +296,7 @@ def main() -> None:
         rows = []
         t_run = time.perf_counter()
         for i, item in enumerate(sample, 1):
-            answer = rag.ask(item["question"], k=args.k)
+            answer = rag.ask(item["question"]) if default_path else rag.ask(item["question"], k=args.k)
             chunk_text = {h.chunk_id: h.text for h in answer.hits}
             rows.append(score(answer, item, chunk_text))
             if i % 10 == 0:
@@ -284,13 +304,14 @@ def main() -> None:
                 print(f"{i}/{len(sample)} F1 {f1:.3f} ({time.perf_counter() - t_run:.0f}s)", file=sys.stderr)
         run_s = time.perf_counter() - t_run
         model = rag.answers.generator.model
-        overhead = measure_overhead(rag, sample[: args.overhead_questions], args.k, args.max_tokens)
+        overhead = measure_overhead(rag, sample[: 0 if default_path else args.overhead_questions], args.k,
+                                    args.max_tokens)
 
     citations = sum(r["citations"] for r in rows)
     tps = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
     results = {
         "dataset": "SQuAD v1.1 dev (2,067 paragraphs, 10,570 questions)",
-        "questions": len(rows), "seed": args.seed, "k": args.k, "template": args.template,
+        "questions": len(rows), "seed": args.seed, "dev": args.dev, "k": args.k, "template": args.template,
         "model": model, "threads": args.threads, "max_tokens": args.max_tokens,
         "context_tokens": args.context_tokens, "search_mode": settings.search.mode, "max_words": args.max_words,
         "rerank": args.rerank, "rerank_candidates": settings.rerank.candidates if args.rerank else None,
@@ -298,6 +319,8 @@ def main() -> None:
         "fusion": settings.search.fusion, "alpha": settings.search.alpha,
         "exact_match": round(statistics.fmean(r["em"] for r in rows), 4),
         "f1": round(statistics.fmean(r["f1"] for r in rows), 4),
+        "f1_text": round(statistics.fmean(r["f1_text"] for r in rows), 4),
+        "scored": "the answer's lead (Answer.short) where the adaptive path wrote one, else the whole text",
         "f1_answered": round(statistics.fmean([r["f1"] for r in rows if not r["abstained"]] or [0.0]), 4),
         "citation_precision": round(sum(r["good_citations"] for r in rows) / citations, 4) if citations else None,
         "citations": citations,
