@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from answer_sets import build_sets  # noqa: E402
 
-from localrag.answer.adaptive import _TOKENIZER, _most_relevant, relevance_of  # noqa: E402
 from localrag.answer.pipeline import AskOptions  # noqa: E402
+from localrag.answer.relevance import _TOKENIZER, most_relevant, relevance_of  # noqa: E402
 from localrag.answer.spelling import speller_for  # noqa: E402
 from localrag.config import load_settings  # noqa: E402
 from localrag.engine import LocalRAG  # noqa: E402
@@ -50,7 +50,7 @@ def features(rag: LocalRAG, question: str) -> dict[str, Any]:
     if not hits:
         return {"relevance": 0.0, "dense": 0.0, "coverage": 0.0}
     first = relevance_of(rag, question, hits[0])
-    hits, relevance = _most_relevant(rag, question, hits)  # the passage the adaptive path answers from
+    hits, relevance = most_relevant(rag, question, hits)  # the passage the adaptive path answers from
     hit = hits[0]
     return {"relevance": relevance, "first_relevance": first, "dense": float(hit.scores.get("dense", 0.0)),
             "coverage": coverage(rag, question, hit.text, hit.namespace), "doc": hit.doc_id}

@@ -37,6 +37,7 @@ from localrag.answer.conflicts import find_conflicts
 from localrag.answer.context import Context, ContextSource
 from localrag.answer.grounding import verify
 from localrag.answer.questions import QuestionPlan, kind_of
+from localrag.answer.relevance import most_relevant
 from localrag.answer.sentences import terms
 from localrag.answer.spelling import SpellingCorrector, speller_for
 from localrag.errors import LocalRagError
@@ -54,22 +55,18 @@ from localrag.generate.prompts import (
     fill,
     passage_head,
 )
-from localrag.index.tokenize import TextTokenizer
 from localrag.query.strategies import parse_variants
 from localrag.types import Answer, Claim, Completion, Hit, SearchResult
 
 if TYPE_CHECKING:
     from localrag.answer.pipeline import AnswerPipeline, AskOptions
-    from localrag.engine import LocalRAG
     from localrag.generate.llamacpp import LlamaCppGenerator
 
 log = logging.getLogger(__name__)
 
-_TOKENIZER = TextTokenizer()
 _PRONOUN = re.compile(r"\b(?:it|its|they|them|their|he|him|his|she|her|this|that|these|those)\b", re.IGNORECASE)
 _FACTOID_TOKENS = 32
 _POOL = 3  # passages retrieved per part: the conflict check's, and the candidates for the one answered from
-_PICK_MARGIN = 0.1
 
 
 def llama_of(generator: object) -> LlamaCppGenerator | None:
@@ -87,33 +84,6 @@ def llama_of(generator: object) -> LlamaCppGenerator | None:
         if isinstance(provider, LlamaCppGenerator):
             return provider
     return None
-
-
-def relevance_of(rag: LocalRAG, question: str, hit: Hit) -> float:
-    """How well the best passage matches the question, in [0, 1]: the mean of its dense cosine (where the
-    search ran one) and the share of the question's words it holds, each word weighted by its rarity in the
-    corpus (BM25 idf). A question about something the corpus lacks names rare or unknown words no passage
-    holds; the cosine alone does not separate it (topically near passages score alike)."""
-    words = list(dict.fromkeys(_TOKENIZER(question)))
-    doc_freq = rag.doc_freq(hit.namespace)
-    if not words or doc_freq is None:
-        return 1.0
-    n, dfs = doc_freq(" ".join(words))
-    weights = [math.log((n + 1) / (df + 0.5)) for df in dfs]
-    held = set(_TOKENIZER(hit.text))
-    total = sum(weights)
-    coverage = sum(w for word, w in zip(words, weights, strict=False) if word in held) / total if total > 0 else 1.0
-    dense = hit.scores.get("dense")
-    return coverage if dense is None else (coverage + float(dense)) / 2
-
-
-def _most_relevant(rag: LocalRAG, question: str, hits: list[Hit]) -> tuple[list[Hit], float]:
-    """The hits with the one answered from first, and its relevance: the search's first, unless a later one of
-    the pool is more relevant by over ``_PICK_MARGIN`` (it then holds the question's rare words the first lacks;
-    on the dev split (docs/DESIGN.md) the gold paragraph led 80.5% of the time instead of 78.5%)."""
-    scores = [relevance_of(rag, question, hit) for hit in hits]
-    best = max([0] + [i for i in range(1, len(hits)) if scores[i] > scores[0] + _PICK_MARGIN], key=scores.__getitem__)
-    return ([hits[best], *hits[:best], *hits[best + 1:]] if best else list(hits)), scores[best]
 
 
 def _sigmoid(x: float) -> float:
@@ -230,7 +200,7 @@ class AdaptiveAnswerer:
         if not hits:
             return PartAnswer(question, kind, "", "", None, (), None, None, "nothing retrieved")
         t1 = time.perf_counter()
-        hits, relevance = _most_relevant(self.pipeline.rag, question, hits)
+        hits, relevance = most_relevant(self.pipeline.rag, question, hits)
         _add(timings, "relevance", (time.perf_counter() - t1) * 1000)
         kept = tuple(hits[: s.factoid_k])
         if relevance is not None and relevance < s.min_relevance:

@@ -21,13 +21,14 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from localrag.answer import questions
-from localrag.answer.adaptive import AdaptiveAnswerer, llama_of, relevance_of
+from localrag.answer.adaptive import AdaptiveAnswerer, llama_of
 from localrag.answer.citations import MarkerFilter, strip_markers
 from localrag.answer.compress import EmbeddingScorer, compress
 from localrag.answer.conflicts import conflict_note, find_conflicts
 from localrag.answer.context import Context, ContextBuilder
 from localrag.answer.grounding import ClaimJudge, Verified, apply_policy, ground, llm_judge_of, verify
 from localrag.answer.questions import QuestionPlan
+from localrag.answer.relevance import relevance_of
 from localrag.config import AnswerSettings, GenerateSettings
 from localrag.errors import InvalidInputError, NotFoundError
 from localrag.generate.base import GenerationError
