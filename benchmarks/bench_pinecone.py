@@ -3,6 +3,10 @@
 
     python benchmarks/bench_pinecone.py --sizes 10000 100000 --out benchmarks/results/pinecone.json
 
+``--document-sizes`` (default 10000) adds the document-index rows (Documents API), as
+bench_pinecone_documents.py measures them: upsert documents/s and text, query_string and dense
+search p50/p95, plain and filtered, in process and through the SDK.
+
 ``--legacy-sizes`` adds the legacy query rows (in process): the same probes answered through the
 ANN candidates and by brute force, in one run, with recall@10 of the first against the second,
 and the time to open the index (load from SQLite and the ANN's saved file; and with that file
@@ -187,6 +191,7 @@ def bench_legacy(n: int, queries: int, workdir: Path, metric: str = "cosine") ->
             assert local.uses_ann("") == (mode == "ann")
             if mode == "ann":
                 ann = local._spaces[""]._ann
+                assert ann is not None
                 out["ann_kind"], out["ann_nprobe"] = ann.kind, ann.nprobe
                 out["ann_calibrated_recall_at_10"] = round(ann.calibration.recall, 4) if ann.calibration else None
                 out["ann_shortlist_top10"] = ann.shortlist(10, settings)
@@ -245,6 +250,21 @@ def bench_inprocess(n: int, queries: int, workdir: Path) -> dict[str, Any]:
         return run(pc.Index("bench"), n, queries)
 
 
+def document_rows(n: int, queries: int, workdir: Path) -> list[dict[str, Any]]:
+    """bench_pinecone_documents.py's rows for ``n`` documents: in process, then through the SDK."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_pinecone_documents as docs
+
+    corpus = docs.documents(n)
+    rows = []
+    for target, bench in (("in-process", docs.bench_inprocess), ("sdk", docs.bench_sdk)):
+        where = workdir / f"documents-{target}-{n}"
+        rows.append({"target": target, "load_avg_before": _load(), **bench(corpus, queries, where),
+                     "load_avg_after": _load()})
+        shutil.rmtree(where, ignore_errors=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
@@ -256,11 +276,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--vectors", nargs="*", default=["random"], choices=["random", "clustered"],
                         help="data kinds for the legacy rows (clustered: realistic stand-ins, see above)")
+    parser.add_argument("--document-sizes", type=int, nargs="*", default=[10_000],
+                        help="document-index rows (Documents API: upsert docs/s; text, query_string and dense "
+                        "search p50/p95, plain and filtered; in process and through the SDK), as "
+                        "bench_pinecone_documents.py measures them")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {"dim": DIM, "top_k": 10, "filter": FILTER, "batch": BATCH,
                                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                "sdk_over_rest": [], "in_process": [], "legacy_ann_vs_brute_force": [],
+                               "document_index": [],
                                "vectors": {"random": "random normal, normalised (stand-ins)",
                                            "clustered": "REALISTIC STAND-INS, not model output: normalise(v_a + v_b"
                                            " + noise of norm 0.3) over real MiniLM embeddings of "
@@ -270,6 +295,8 @@ def main() -> None:
         for n in args.sizes:
             results["in_process"].append(bench_inprocess(n, args.queries, Path(tmp)))
             results["sdk_over_rest"].append(bench_sdk(n, args.queries, Path(tmp)))
+        for n in args.document_sizes:
+            results["document_index"] += document_rows(n, args.queries, Path(tmp))
         global _KIND
         for n, kind in [(n, kind) for n in args.legacy_sizes for kind in args.vectors]:
             _KIND = kind
