@@ -28,8 +28,8 @@ QuestionKind = Literal["factoid", "yesno", "multi", "open"]
 _AUX = ("is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will",
         "would", "should", "shall", "may", "might", "must", "am", "isn't", "aren't", "wasn't", "weren't",
         "doesn't", "didn't", "don't", "hasn't", "haven't", "can't")
-_WH = (r"(?:who|whom|whose|when|where|which|what|how\s+(?:many|much|long|old|far|big|large|tall|often|quickly|soon|"
-       r"fast|wide|deep|high|heavy))")
+_HOW_MUCH = r"how\s+(?:many|much|long|old|far|big|large|tall|often|quickly|soon|fast|wide|deep|high|heavy)"
+_WH = rf"(?:who|whom|whose|when|where|which|what|{_HOW_MUCH})"
 # a wh-word, optionally after a preposition ("In what year", "By whom")
 _WH_LEAD = rf"(?:(?:in|on|at|by|from|to|for|during|of|with|after|before|since)\s+)?{_WH}\b"
 _WH_START = re.compile(rf"^\s*{_WH_LEAD}", re.IGNORECASE)
@@ -37,7 +37,10 @@ _OPEN_START = re.compile(r"^\s*(?:why|how\s+(?:do|does|did|is|are|was|were|can|c
                          r"explain|describe|discuss|summari[sz]e|tell me about|what\s+(?:is|are)\s+the\s+"
                          r"(?:difference|relationship|role|impact|effect|significance|purpose))\b",
                          re.IGNORECASE)
-_WH_ANY = re.compile(r"\b(?:who|whom|whose|which|what)\b", re.IGNORECASE)  # "Survival is at the heart of what?"
+# a wh-word past the start: "Survival is at the heart of what?", "The church was built when?", "Currently, how
+# many votes ...?", "After reopening, where will ...?" (one opening with why or how-does stays open: that check
+# comes first)
+_WH_ANY = re.compile(rf"\b(?:who|whom|whose|which|what|when|where|{_HOW_MUCH})\b", re.IGNORECASE)
 _YESNO_START = re.compile(rf"^\s*(?:{'|'.join(re.escape(a) for a in _AUX)})\b", re.IGNORECASE)
 # ", and what ...", "; when ...", " and also who ..." joining two wh-clauses
 _JOIN = re.compile(rf"\s*(?:,\s*(?:and\s+(?:also\s+)?)?|;\s*(?:and\s+)?|\s+and\s+(?:also\s+)?)(?={_WH_LEAD})",

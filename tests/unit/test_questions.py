@@ -12,6 +12,10 @@ from localrag.answer.questions import kind_of, plan
     ("In what year did the bridge open?", "factoid"),
     ("How many people live in Fresno?", "factoid"),
     ("Survival is at the heart of what concept for workers?", "factoid"),  # the wh-word mid-sentence
+    ("The French church in Portarlington was built when?", "factoid"),
+    ("Currently, how many votes are needed for a majority?", "factoid"),  # after a leading phrase
+    ("After reopening, where will the art pieces be located?", "factoid"),
+    ("Why did Tesla move where he did?", "open"),  # why first: open, whatever follows
     ("Is the bridge painted red?", "yesno"),
     ("Did Tesla work for Edison?", "yesno"),
     ("Who won the match in 2010? Was it Asuka?", "yesno"),  # the last sentence asks yes or no
