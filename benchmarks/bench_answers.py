@@ -241,6 +241,10 @@ def main() -> None:
                         help="default-path: the packaged settings, no answer flags (k, max_words ... ignored); "
                         "F1 of the answer's lead (Answer.short), f1_text of the whole text")
     parser.add_argument("--dev", type=int, default=0, help="this many other questions instead of the sample")
+    parser.add_argument("--kinds", nargs="*", default=[],
+                        help="ask only the questions of these types (answer/questions.py plan kinds, e.g. reason)")
+    parser.add_argument("--short-reasons", choices=["on", "off"],
+                        help="answer.short_reasons for the default path (default: the packaged setting)")
     parser.add_argument("--max-words", type=int, default=0, help="answer.max_words: condense longer answers")
     parser.add_argument("--min-confidence", type=float, default=0.0, help="answer.min_confidence")
     parser.add_argument("--rerank", default=None, help="rerank the candidates with this rerank.model "
@@ -275,12 +279,19 @@ def main() -> None:
     rerank: dict[str, Any] = {"enabled": True, "model": args.rerank} if args.rerank else {"enabled": False}
     overrides: dict[str, Any] = {"generate": generate, "answer": answer_settings, "search": search, "rerank": rerank}
     # the default path: the packaged settings as they are (no answer, search or rerank flags), asked with no k
-    settings = load_settings(env={}).with_overrides({"generate": generate} if default_path else overrides)
+    packaged: dict[str, Any] = {"generate": generate}
+    if args.short_reasons:
+        packaged["answer"] = {"short_reasons": args.short_reasons == "on"}
+    settings = load_settings(env={}).with_overrides(packaged if default_path else overrides)
     corpus, items = load_squad()
     sample = random.Random(args.seed).sample(items, args.questions)
     if args.dev:  # other SQuAD questions than the seed's sample of 200, for looking at failures
         reported = {item["id"] for item in random.Random(args.seed).sample(items, 200)}
         sample = random.Random(args.seed + 1000).sample([i for i in items if i["id"] not in reported], args.dev)
+    if args.kinds:  # e.g. the why/how questions alone, to compare their answer shapes
+        from localrag.answer.questions import plan
+
+        sample = [item for item in sample if plan(item["question"]).kind in args.kinds]
 
     workdir = tempfile.TemporaryDirectory(prefix="bench-answers-")
     data_dir = args.data or Path(workdir.name) / "data"
@@ -311,7 +322,8 @@ def main() -> None:
     tps = [r["tokens_per_s"] for r in rows if r["tokens_per_s"]]
     results = {
         "dataset": "SQuAD v1.1 dev (2,067 paragraphs, 10,570 questions)",
-        "questions": len(rows), "seed": args.seed, "dev": args.dev, "k": args.k, "template": args.template,
+        "questions": len(rows), "seed": args.seed, "dev": args.dev, "kinds": args.kinds,
+        "short_reasons": args.short_reasons, "k": args.k, "template": args.template,
         "model": model, "threads": args.threads, "max_tokens": args.max_tokens,
         "context_tokens": args.context_tokens, "search_mode": settings.search.mode, "max_words": args.max_words,
         "rerank": args.rerank, "rerank_candidates": settings.rerank.candidates if args.rerank else None,

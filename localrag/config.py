@@ -141,8 +141,11 @@ class AnswerSettings:
     compression: Literal["off", "sentences"] = "off"
     # per-question context and shape (answer/adaptive.py): factoid questions get factoid_k passages and the
     # answer first in a few words, yes/no questions open with Yes or No, compound questions are split into
-    # at most max_parts parts answered apart and composed; why/how questions keep the general path
+    # at most max_parts parts answered apart and composed; explain/describe questions keep the general path
     adaptive: bool = True
+    # why/how-did questions answered like factoids (the reason first in a few words, its source sentence after);
+    # false: the general path's longer answer (docs/DESIGN.md "Adaptive answers": chosen on a dev split)
+    short_reasons: bool = True
     factoid_k: int = 1
     factoid_max_words: int = 6  # longer short answers are condensed (see max_words)
     max_parts: int = 3

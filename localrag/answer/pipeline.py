@@ -166,7 +166,7 @@ class AnswerPipeline:
                 or (opts.strategy or "none") != "none" or not isinstance(question, str) or not question.strip():
             return None
         plan = questions.plan(question, s.max_parts)
-        if plan.kind == "open":
+        if plan.kind == "open" or (plan.kind == "reason" and not s.short_reasons):
             return None
         answerer = self._adaptive_answerer()
         return (answerer, plan) if answerer is not None else None

@@ -10,7 +10,9 @@ The type picks the answer's shape and how much context it gets (answer/adaptive.
   questions in one message) or a comparison ("Which is older, X or Y?", "Which was founded first,
   X or Y?"): each part is retrieved and answered on its own, then composed; a comparison's answer
   names the option that wins (``Comparison``: the options, and whether the smaller or larger value wins);
-- ``open``: anything else (why, how does, explain ...): the general answer prompt.
+- ``reason``: "Why ...?", "How did ...?": with ``answer.short_reasons`` answered like a factoid (the reason
+  or manner first in a few words, its source sentence after it), else by the general answer prompt;
+- ``open``: anything else (explain, describe, summarise ...): the general answer prompt.
 
 Rules only, no model: they run on every question, and a wrong ``open`` costs nothing over
 the general path. A comparison the rules cannot split is marked ``needs_model`` so the caller may
@@ -23,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-QuestionKind = Literal["factoid", "yesno", "multi", "open"]
+QuestionKind = Literal["factoid", "yesno", "multi", "reason", "open"]
 
 _AUX = ("is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will",
         "would", "should", "shall", "may", "might", "must", "am", "isn't", "aren't", "wasn't", "weren't",
@@ -33,12 +35,14 @@ _WH = rf"(?:who|whom|whose|when|where|which|what|{_HOW_MUCH})"
 # a wh-word, optionally after a preposition ("In what year", "By whom")
 _WH_LEAD = rf"(?:(?:in|on|at|by|from|to|for|during|of|with|after|before|since)\s+)?{_WH}\b"
 _WH_START = re.compile(rf"^\s*{_WH_LEAD}", re.IGNORECASE)
-_OPEN_START = re.compile(r"^\s*(?:why|how\s+(?:do|does|did|is|are|was|were|can|could|should|would)|"
-                         r"explain|describe|discuss|summari[sz]e|tell me about|what\s+(?:is|are)\s+the\s+"
+# "Why ...?", "How did ...?": a reason or a manner, asked of one passage
+_REASON_START = re.compile(r"^\s*(?:why|how\s+(?:do|does|did|is|are|was|were|can|could|should|would))\b",
+                           re.IGNORECASE)
+_OPEN_START = re.compile(r"^\s*(?:explain|describe|discuss|summari[sz]e|tell me about|what\s+(?:is|are)\s+the\s+"
                          r"(?:difference|relationship|role|impact|effect|significance|purpose))\b",
                          re.IGNORECASE)
 # a wh-word past the start: "Survival is at the heart of what?", "The church was built when?", "Currently, how
-# many votes ...?", "After reopening, where will ...?" (one opening with why or how-does stays open: that check
+# many votes ...?", "After reopening, where will ...?" (one opening with why or how-does is a reason: that check
 # comes first)
 _WH_ANY = re.compile(rf"\b(?:who|whom|whose|which|what|when|where|{_HOW_MUCH})\b", re.IGNORECASE)
 _YESNO_START = re.compile(rf"^\s*(?:{'|'.join(re.escape(a) for a in _AUX)})\b", re.IGNORECASE)
@@ -138,6 +142,8 @@ def kind_of(question: str) -> QuestionKind:
     last = sentences[-1] if sentences else question
     if _YESNO_START.match(last):
         return "yesno"
+    if _REASON_START.match(question):
+        return "reason"
     if _OPEN_START.match(question):
         return "open"
     if any(_WH_START.match(s) for s in sentences) or _WH_ANY.search(last):
@@ -168,7 +174,7 @@ def plan(question: str, max_parts: int = 3) -> QuestionPlan:
     compared = comparison_of(question)
     if compared is not None and compared[1]:
         return QuestionPlan("multi", compared[1], comparison=compared[0])
-    if _COMPARISON.search(question) and kind != "open":
+    if _COMPARISON.search(question) and kind not in ("open", "reason"):
         return QuestionPlan("multi", (question,), needs_model=True,
                             comparison=compared[0] if compared is not None else None)
     return QuestionPlan(kind, (question,))

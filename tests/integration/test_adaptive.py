@@ -6,6 +6,7 @@ parts, abstention before generating), not answer quality; bench_answers.py measu
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,8 +83,24 @@ def test_an_out_of_corpus_question_abstains_before_generating(rag: LocalRAG) -> 
         assert answer.usage.get("completion_tokens", 0) == 0
 
 
-def test_why_questions_keep_the_general_path(rag: LocalRAG) -> None:
+def test_a_why_question_leads_with_the_reason_then_its_source(rag: LocalRAG) -> None:
+    """answer.short_reasons (default): a reason is answered like a factoid, the short answer first."""
     answer = rag.ask("Why do tides rise and fall?")
+    assert answer.kind == "factoid" and "tides" in {h.doc_id for h in answer.hits}
+    if not answer.abstained:
+        assert answer.short and strip_markers(answer.text).startswith(answer.short[:1].upper() + answer.short[1:])
+        assert {c.doc_id for c in answer.citations} == {"tides"}
+        resolves(answer, rag)
+
+
+def test_without_short_reasons_why_questions_keep_the_general_path(tmp_path: Path) -> None:
+    settings = Settings().with_overrides({
+        "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
+        "answer": {"short_reasons": False},
+    })
+    with LocalRAG(tmp_path / "data", settings=settings) as engine:
+        engine.add(DOCS)
+        answer = engine.ask("Why do tides rise and fall?")
     assert answer.kind == "" and answer.short == ""
     if not answer.abstained:
         assert "tides" in {c.doc_id for c in answer.citations}

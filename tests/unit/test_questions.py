@@ -15,12 +15,12 @@ from localrag.answer.questions import kind_of, plan
     ("The French church in Portarlington was built when?", "factoid"),
     ("Currently, how many votes are needed for a majority?", "factoid"),  # after a leading phrase
     ("After reopening, where will the art pieces be located?", "factoid"),
-    ("Why did Tesla move where he did?", "open"),  # why first: open, whatever follows
+    ("Why did Tesla move where he did?", "reason"),  # why first: a reason, whatever follows
     ("Is the bridge painted red?", "yesno"),
     ("Did Tesla work for Edison?", "yesno"),
     ("Who won the match in 2010? Was it Asuka?", "yesno"),  # the last sentence asks yes or no
-    ("Why is the sky blue?", "open"),
-    ("How do honeybees find flowers?", "open"),
+    ("Why is the sky blue?", "reason"),
+    ("How do honeybees find flowers?", "reason"),
     ("Explain the waggle dance.", "open"),
     ("waggle dance direction", "open"),
 ])
