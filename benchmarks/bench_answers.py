@@ -243,6 +243,8 @@ def main() -> None:
     parser.add_argument("--dev", type=int, default=0, help="this many other questions instead of the sample")
     parser.add_argument("--kinds", nargs="*", default=[],
                         help="ask only the questions of these types (answer/questions.py plan kinds, e.g. reason)")
+    parser.add_argument("--ids-from", type=Path,
+                        help="ask only the questions of this earlier result file's rows (same questions, other code)")
     parser.add_argument("--short-reasons", choices=["on", "off"],
                         help="answer.short_reasons for the default path (default: the packaged setting)")
     parser.add_argument("--max-words", type=int, default=0, help="answer.max_words: condense longer answers")
@@ -288,6 +290,9 @@ def main() -> None:
     if args.dev:  # other SQuAD questions than the seed's sample of 200, for looking at failures
         reported = {item["id"] for item in random.Random(args.seed).sample(items, 200)}
         sample = random.Random(args.seed + 1000).sample([i for i in items if i["id"] not in reported], args.dev)
+    if args.ids_from:
+        wanted = {row["id"] for row in json.loads(args.ids_from.read_text())["rows"]}
+        sample = [item for item in items if item["id"] in wanted]
     if args.kinds:  # e.g. the why/how questions alone, to compare their answer shapes
         from localrag.answer.questions import plan
 

@@ -12,7 +12,7 @@ The type picks the answer's shape and how much context it gets (answer/adaptive.
   names the option that wins (``Comparison``: the options, and whether the smaller or larger value wins);
 - ``reason``: "Why ...?", "How did ...?": with ``answer.short_reasons`` answered like a factoid (the reason
   or manner first in a few words, its source sentence after it), else by the general answer prompt;
-- ``open``: anything else (explain, describe, summarise ...): the general answer prompt.
+- ``open``: explain, describe, summarise ... and keywords with no question mark: the general answer prompt.
 
 Rules only, no model: they run on every question, and a wrong ``open`` costs nothing over
 the general path. A comparison the rules cannot split is marked ``needs_model`` so the caller may
@@ -38,13 +38,18 @@ _WH_START = re.compile(rf"^\s*{_WH_LEAD}", re.IGNORECASE)
 # "Why ...?", "How did ...?": a reason or a manner, asked of one passage
 _REASON_START = re.compile(r"^\s*(?:why|how\s+(?:do|does|did|is|are|was|were|can|could|should|would))\b",
                            re.IGNORECASE)
-_OPEN_START = re.compile(r"^\s*(?:explain|describe|discuss|summari[sz]e|tell me about|what\s+(?:is|are)\s+the\s+"
-                         r"(?:difference|relationship|role|impact|effect|significance|purpose))\b",
+_OPEN_START = re.compile(r"^\s*(?:explain|describe|discuss|compare|contrast|summari[sz]e|tell me about|"
+                         r"what\s+(?:is|are)\s+the\s+(?:difference|relationship|role|impact|effect|significance|"
+                         r"purpose))\b",
                          re.IGNORECASE)
 # a wh-word past the start: "Survival is at the heart of what?", "The church was built when?", "Currently, how
 # many votes ...?", "After reopening, where will ...?" (one opening with why or how-does is a reason: that check
 # comes first)
 _WH_ANY = re.compile(rf"\b(?:who|whom|whose|which|what|when|where|{_HOW_MUCH})\b", re.IGNORECASE)
+# asks for a short fact without a wh-word: "how" past the start or with any adjective ("How common ...?",
+# "... sit how?"), "Name a text ...", a blank to fill ("more ____?"), or a phrase that ends in a question mark
+# ("The atomic number of oxygen?", "The name of the game is?"); keywords with no question mark stay open
+_ASKS_SHORT = re.compile(r"\bhow\b|^\s*name\b|_{2,}|\?\s*$", re.IGNORECASE)
 _YESNO_START = re.compile(rf"^\s*(?:{'|'.join(re.escape(a) for a in _AUX)})\b", re.IGNORECASE)
 # ", and what ...", "; when ...", " and also who ..." joining two wh-clauses
 _JOIN = re.compile(rf"\s*(?:,\s*(?:and\s+(?:also\s+)?)?|;\s*(?:and\s+)?|\s+and\s+(?:also\s+)?)(?={_WH_LEAD})",
@@ -146,7 +151,7 @@ def kind_of(question: str) -> QuestionKind:
         return "reason"
     if _OPEN_START.match(question):
         return "open"
-    if any(_WH_START.match(s) for s in sentences) or _WH_ANY.search(last):
+    if any(_WH_START.match(s) for s in sentences) or _WH_ANY.search(last) or _ASKS_SHORT.search(last):
         return "factoid"
     return "open"
 

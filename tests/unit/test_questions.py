@@ -21,6 +21,11 @@ from localrag.answer.questions import kind_of, plan
     ("Who won the match in 2010? Was it Asuka?", "yesno"),  # the last sentence asks yes or no
     ("Why is the sky blue?", "reason"),
     ("How do honeybees find flowers?", "reason"),
+    ("The name of the engineer who designed the bridge?", "factoid"),  # no question word, but asked
+    ("How common were suspension bridges then?", "factoid"),
+    ("Name a bridge Strauss designed.", "factoid"),
+    ("Bees tell each other the way with a ____?", "factoid"),
+    ("Compare the two bridges.", "open"),
     ("Explain the waggle dance.", "open"),
     ("waggle dance direction", "open"),
 ])
