@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from localrag.config import Settings
+
 TEST_DATA = Path(__file__).parent / "data"
 
 
@@ -38,3 +40,14 @@ def scifact_cases(n: int = 4) -> list[tuple[str, str, list[str]]]:
     rows = [json.loads(line) for line in (TEST_DATA / "scifact_cases.jsonl").read_text(encoding="utf-8").splitlines()]
     assert n <= len(rows), f"tests/data ships {len(rows)} SciFact cases, {n} asked for"
     return [(row["claim"], row["relevant"], list(row["unjudged"])) for row in rows[:n]]
+
+
+def small_model_settings(**answer: object) -> Settings:
+    """Settings for answer tests on the real 135M llama.cpp model (SmolLM2, from its model package): one
+    thread, short generations; ``answer`` overrides answer settings."""
+    overrides: dict[str, object] = {
+        "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
+    }
+    if answer:
+        overrides["answer"] = dict(answer)
+    return Settings().with_overrides(overrides)

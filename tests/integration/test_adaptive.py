@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sample_data import small_model_settings
 
 from localrag.answer.citations import strip_markers
-from localrag.config import Settings
 from localrag.engine import LocalRAG
 from localrag.types import Answer, Document
 
@@ -28,10 +28,7 @@ DOCS = [
 
 @pytest.fixture(scope="module")
 def rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRAG]:
-    settings = Settings().with_overrides({
-        "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
-    })
-    engine = LocalRAG(tmp_path_factory.mktemp("adaptive") / "data", settings=settings)
+    engine = LocalRAG(tmp_path_factory.mktemp("adaptive") / "data", settings=small_model_settings())
     engine.add(DOCS)
     yield engine
     engine.close()
@@ -94,11 +91,7 @@ def test_a_why_question_leads_with_the_reason_then_its_source(rag: LocalRAG) -> 
 
 
 def test_without_short_reasons_why_questions_keep_the_general_path(tmp_path: Path) -> None:
-    settings = Settings().with_overrides({
-        "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
-        "answer": {"short_reasons": False},
-    })
-    with LocalRAG(tmp_path / "data", settings=settings) as engine:
+    with LocalRAG(tmp_path / "data", settings=small_model_settings(short_reasons=False)) as engine:
         engine.add(DOCS)
         answer = engine.ask("Why do tides rise and fall?")
     assert answer.kind == "" and answer.short == ""

@@ -9,11 +9,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sample_data import small_model_settings
 
 from localrag.answer.adaptive import AdaptiveAnswerer, PartAnswer
 from localrag.answer.citations import strip_markers
 from localrag.answer.questions import plan
-from localrag.config import Settings
 from localrag.engine import LocalRAG
 from localrag.types import Document
 
@@ -31,10 +31,7 @@ QUESTION = "Which was opened first, the Golden Gate Bridge or the Bay Bridge?"
 
 @pytest.fixture(scope="module")
 def rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRAG]:
-    settings = Settings().with_overrides({
-        "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
-    })
-    engine = LocalRAG(tmp_path_factory.mktemp("compare") / "data", settings=settings)
+    engine = LocalRAG(tmp_path_factory.mktemp("compare") / "data", settings=small_model_settings())
     engine.add(DOCS)
     yield engine
     engine.close()

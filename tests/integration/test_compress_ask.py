@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sample_data import small_model_settings
 
 from localrag.answer.compress import ELISION
 from localrag.answer.context import ContextBuilder
-from localrag.config import Settings
 from localrag.engine import LocalRAG
 from localrag.samples import SAMPLE_DIR
 
@@ -22,10 +22,7 @@ QUESTION = "Who built the first running machine?"
 
 @pytest.fixture(scope="module")
 def rag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRAG]:
-    settings = Settings().with_overrides({
-        "generate": {"model": "smollm2-135m", "threads": 1, "providers": "llamacpp", "max_tokens": 64},
-        "answer": {"k": 3, "context_tokens": BUDGET, "compression": "sentences", "adaptive": False},
-    })
+    settings = small_model_settings(k=3, context_tokens=BUDGET, compression="sentences", adaptive=False)
     engine = LocalRAG(tmp_path_factory.mktemp("compress") / "data", settings=settings)
     engine.add(SAMPLE_DIR, exclude=["LICENSE.txt"])
     yield engine
